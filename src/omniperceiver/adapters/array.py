@@ -1,0 +1,77 @@
+"""Any array (B, *index_shape, C_in) as Perceiver inputs: flattened elements with position features."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch import Tensor
+
+from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
+from omniperceiver.core.config import require, require_positive
+from omniperceiver.core.position import PositionConfig
+
+
+class ArrayInputAdapter(InputAdapter):
+    """(B, *index_shape, C_in) -> (B, M, C_in + F): elements in row-major order, each with its F position
+    features concatenated, so position travels with the element (the Perceiver is otherwise permutation
+    invariant). A mask (B, *index_shape) of real elements flattens to (B, M).
+
+    Fourier and coordinate positions are computed for the index shape that arrives, so the same model reads
+    other sizes of the same rank; learned positions need the configured shape.
+    """
+
+    def __init__(self, config: ArrayInputConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.position = config.position.build(config.index_shape) if config.position is not None else None
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        c = self.config
+        rank = len(c.index_shape)
+        if x.dim() != rank + 2 or x.shape[-1] != c.in_channels:
+            raise ValueError(
+                f"expected an array of shape (B, {', '.join(f'n{i}' for i in range(rank))}, C={c.in_channels}) "
+                f"for index shape {c.index_shape}, got {tuple(x.shape)}"
+            )
+        index_shape = tuple(x.shape[1:-1])
+        inputs = x.flatten(1, -2)
+        if self.position is not None:
+            features = self.position(index_shape, device=x.device).to(x.dtype)
+            inputs = torch.cat([inputs, features.expand(x.shape[0], -1, -1)], dim=-1)
+        if mask is not None:
+            if mask.dtype != torch.bool or tuple(mask.shape) != tuple(x.shape[:-1]):
+                raise ValueError(
+                    f"mask must be a bool tensor of shape (B, *index_shape) = {tuple(x.shape[:-1])}, "
+                    f"got {mask.dtype} of shape {tuple(mask.shape)}"
+                )
+            mask = mask.flatten(1)
+        return inputs, mask
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayInputConfig(InputAdapterConfig):
+    """Arrays with ``index_shape`` (e.g. (H, W) for images, (T,) for series) of ``in_channels`` values per
+    element; ``position`` picks the position features (None: none, the input is a set)."""
+
+    index_shape: tuple[int, ...]
+    in_channels: int
+    position: PositionConfig | None
+
+    def __post_init__(self) -> None:
+        require(
+            len(self.index_shape) > 0 and math.prod(self.index_shape) > 0,
+            "index_shape",
+            self.index_shape,
+            "one or more positive sizes",
+        )
+        require_positive(in_channels=self.in_channels)
+
+    @property
+    def num_channels(self) -> int:
+        positions = self.position.num_channels(len(self.index_shape)) if self.position is not None else 0
+        return self.in_channels + positions
+
+    def build(self) -> ArrayInputAdapter:
+        return ArrayInputAdapter(self)

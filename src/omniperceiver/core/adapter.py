@@ -1,0 +1,51 @@
+"""The two adapter protocols that connect a modality to the Perceiver core.
+
+An input adapter turns a modality tensor into inputs (B, M, C) and an optional padding mask (B, M); an
+output adapter turns decoder outputs (B, O, K) into the task's output. A new modality is one file that
+defines an adapter and its config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import Tensor, nn
+
+from omniperceiver.core.config import Config
+
+
+class InputAdapter(nn.Module):
+    """Base: ``forward(x, mask)`` -> (inputs (B, M, C), mask (B, M) or None), C = ``num_channels``."""
+
+    config: InputAdapterConfig
+
+    @property
+    def num_channels(self) -> int:
+        return self.config.num_channels
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class InputAdapterConfig(Config):
+    @property
+    def num_channels(self) -> int:
+        """C, the channels of every input element the adapter produces."""
+        raise NotImplementedError
+
+    def build(self) -> InputAdapter:
+        raise NotImplementedError
+
+
+class OutputAdapter(nn.Module):
+    """Base: decoder outputs (B, O, K) -> the task's output."""
+
+    def forward(self, outputs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputAdapterConfig(Config):
+    def build(self) -> OutputAdapter:
+        raise NotImplementedError

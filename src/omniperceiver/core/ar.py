@@ -1,0 +1,187 @@
+"""Perceiver AR: the last N positions of a sequence are the latents.
+
+They cross-attend causally to the whole sequence (prefix and themselves), then a causal self-attention stack
+runs over them. Queries and keys carry rotary position embeddings. With an :class:`ARCache`, a call on new
+positions projects only those positions and attends over everything cached, so incremental decoding costs
+O(L) per step instead of recomputing O(L·N).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from omniperceiver.core.attention import causal_mask
+from omniperceiver.core.blocks import CrossAttentionBlock, SelfAttentionBlock
+from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
+from omniperceiver.core.kv_cache import KVCache
+from omniperceiver.core.position import RotaryPositionEmbedding
+
+
+@dataclasses.dataclass(frozen=True)
+class ARConfig(Config):
+    """Perceiver AR stack over embedded sequences (B, L, D = ``channels``) with up to N = ``num_latents``.
+
+    ``rotary_channels`` rotates that many channels of every head (default: all of them; 0 disables rotary).
+    """
+
+    channels: int
+    num_latents: int
+    num_heads: int = 8
+    num_cross_attention_heads: int | None = None
+    num_self_attention_layers: int = 6
+    cross_attention_widening_factor: int = 4
+    self_attention_widening_factor: int = 4
+    rotary_channels: int | None = None
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_positive(
+            channels=self.channels,
+            num_latents=self.num_latents,
+            num_heads=self.num_heads,
+            num_self_attention_layers=self.num_self_attention_layers,
+            cross_attention_widening_factor=self.cross_attention_widening_factor,
+            self_attention_widening_factor=self.self_attention_widening_factor,
+        )
+        require_optional_positive(num_cross_attention_heads=self.num_cross_attention_heads)
+        for field, heads in (("num_heads", self.num_heads), ("num_cross_attention_heads", self.cross_heads)):
+            require(self.channels % heads == 0, field, heads, f"a divisor of channels ({self.channels})")
+        head_channels = self.channels // max(self.num_heads, self.cross_heads)
+        rotary = self.rotary_channels
+        require(
+            rotary is None or (rotary >= 0 and rotary % 2 == 0 and rotary <= head_channels),
+            "rotary_channels",
+            rotary,
+            f"None (all) or an even number in [0, {head_channels}] (the channels per head)",
+        )
+        require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a probability in [0, 1)")
+
+    @property
+    def cross_heads(self) -> int:
+        return self.num_cross_attention_heads or self.num_heads
+
+    def build(self) -> PerceiverARCore:
+        return PerceiverARCore(self)
+
+
+@dataclasses.dataclass
+class ARCache:
+    """What incremental decoding keeps: keys/values of every position for the cross-attention, of the
+    latent positions for each self-attention layer, and the padding mask of every position seen (B, L)."""
+
+    cross: KVCache
+    layers: list[KVCache]
+    mask: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        """Number of positions seen so far."""
+        return len(self.cross)
+
+
+class PerceiverARCore(nn.Module):
+    """Embedded sequence (B, L, D) -> hidden states (B, n, D) of its last n positions, causally."""
+
+    def __init__(self, config: ARConfig) -> None:
+        super().__init__()
+        self.config = c = config
+
+        def rotary(heads: int) -> RotaryPositionEmbedding | None:
+            channels = c.channels // heads if c.rotary_channels is None else c.rotary_channels
+            return RotaryPositionEmbedding(channels) if channels else None
+
+        self.cross_attention = CrossAttentionBlock(
+            query_channels=c.channels,
+            kv_channels=c.channels,
+            num_heads=c.cross_heads,
+            widening_factor=c.cross_attention_widening_factor,
+            dropout=c.dropout,
+            rotary=rotary(c.cross_heads),
+        )
+        self.layers = nn.ModuleList(
+            SelfAttentionBlock(
+                channels=c.channels,
+                num_heads=c.num_heads,
+                widening_factor=c.self_attention_widening_factor,
+                dropout=c.dropout,
+                rotary=rotary(c.num_heads),
+            )
+            for _ in range(c.num_self_attention_layers)
+        )
+        self.norm = nn.LayerNorm(c.channels)
+
+    def new_cache(self) -> ARCache:
+        return ARCache(cross=KVCache(), layers=[KVCache() for _ in self.layers])
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        num_latents: int | None = None,
+        mask: Tensor | None = None,
+        positions: Tensor | None = None,
+        cache: ARCache | None = None,
+    ) -> Tensor:
+        """Process x (B, L, D); return the hidden states (B, n, D) of its last n positions.
+
+        Without a cache, or with an empty one, n = ``num_latents`` (default N, at most L). With a cache that
+        has seen positions, x holds the next positions and all of them are latents (n = L); once the latents
+        exceed N, the oldest leave the self-attention window (they stay visible to the cross-attention).
+        ``mask`` (B, L) marks real positions (False = padding); ``positions`` (B, L) are the rotary positions,
+        by default the count of real positions before each one.
+        """
+        c = self.config
+        if x.dim() != 3 or x.shape[-1] != c.channels:
+            raise ValueError(f"x must have shape (B, L, D={c.channels}), got {tuple(x.shape)}")
+        batch, length = x.shape[:2]
+        if mask is not None and (mask.dtype != torch.bool or mask.shape != (batch, length)):
+            raise ValueError(f"mask must be a bool tensor of shape (B, L) = {(batch, length)}, got {mask.dtype} {tuple(mask.shape)}")
+        if cache is not None and cache.length:
+            n = length
+            require(n <= c.num_latents, "x.shape[1]", n, f"at most num_latents ({c.num_latents}) new positions per cached step")
+        else:
+            n = min(num_latents or c.num_latents, length)
+            require(1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]")
+
+        seen = cache.length if cache is not None else 0
+        full_mask = mask
+        if cache is not None and (cache.mask is not None or mask is not None):
+            old = cache.mask if cache.mask is not None else x.new_ones(batch, seen, dtype=torch.bool)
+            new = mask if mask is not None else x.new_ones(batch, length, dtype=torch.bool)
+            full_mask = cache.mask = torch.cat([old, new], dim=1)
+        if positions is None:
+            if full_mask is None:
+                positions = torch.arange(seen, seen + length, device=x.device).expand(batch, -1)
+            else:
+                positions = (full_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
+        elif positions.shape != (batch, length):
+            raise ValueError(f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}")
+
+        latent_positions = positions[:, -n:]
+        keys = seen + length
+        cross_mask = causal_mask(n, keys, device=x.device)
+        if full_mask is not None:
+            cross_mask = cross_mask & full_mask[:, None, None, -keys:]
+        h, _ = self.cross_attention(
+            x[:, -n:],
+            x,
+            mask=cross_mask,
+            query_positions=latent_positions,
+            key_positions=positions,
+            cache=cache.cross if cache is not None else None,
+        )
+        for index, layer in enumerate(self.layers):
+            layer_cache = None
+            window = n
+            if cache is not None:
+                layer_cache = cache.layers[index]
+                layer_cache.keep_last(c.num_latents - n)
+                window += len(layer_cache)
+            self_mask = causal_mask(n, window, device=x.device)
+            if full_mask is not None:
+                self_mask = self_mask & full_mask[:, None, None, -window:]
+            h = layer(h, mask=self_mask, positions=latent_positions, cache=layer_cache)
+        return self.norm(h)

@@ -1,0 +1,151 @@
+"""The one attention primitive, and the multi-head attention module built on it.
+
+Every path of the library (encoder cross-attention, latent self-attention, decoder cross-attention, causal
+Perceiver AR attention and cached decoding) goes through :func:`attend`, which calls
+``torch.nn.functional.scaled_dot_product_attention``. Masks are boolean with SDPA's meaning: ``True`` = this
+key may be attended.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from omniperceiver.core.kv_cache import KVCache
+from omniperceiver.core.position import RotaryPositionEmbedding
+
+
+def key_padding_mask(mask: Tensor, num_keys: int) -> Tensor:
+    """Turn an input padding mask (B, M) into an attention mask (B, 1, 1, M).
+
+    Raises ValueError when the mask is not boolean or does not have M = ``num_keys`` columns.
+    """
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (True = attend), got dtype {mask.dtype}")
+    if mask.dim() != 2 or mask.shape[1] != num_keys:
+        raise ValueError(f"mask must have shape (B, M) = (B, {num_keys}), got {tuple(mask.shape)}")
+    return mask[:, None, None, :]
+
+
+def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = None) -> Tensor:
+    """Boolean (O, M) mask for queries that are the last O of M positions: query i sees keys j <= i + M - O."""
+    if num_queries > num_keys:
+        raise ValueError(f"causal attention needs num_queries <= num_keys, got {num_queries} > {num_keys}")
+    offset = num_keys - num_queries
+    query_pos = torch.arange(num_queries, device=device)[:, None] + offset
+    return torch.arange(num_keys, device=device)[None, :] <= query_pos
+
+
+def attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask: Tensor | None = None,
+    dropout: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Scaled dot-product attention of q (B, H, O, d) over k (B, H, M, d) and v (B, H, M, dv).
+
+    ``mask`` is boolean and broadcastable to (B, H, O, M); ``True`` = may be attended. A query row whose keys
+    are all masked returns zeros (and zero gradients), never NaN. Scores are scaled by 1/sqrt(d).
+
+    Returns the output (B, H, O, dv) and, only when ``need_weights`` is set, the attention probabilities
+    (B, H, O, M). The fast path never materializes the probabilities.
+    """
+    visible = None
+    if mask is not None:
+        visible = mask.any(dim=-1, keepdim=True)
+        mask = mask | ~visible  # rows without any key attend uniformly, then are zeroed below
+    if need_weights:
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        if visible is not None:
+            weights = weights * visible
+        out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
+        return out, weights
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+    if visible is not None:
+        out = out * visible
+    return out, None
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: queries (B, O, E) attend over keys/values (B, M, C); output (B, O, output_channels).
+
+    Q and K are projected to ``qk_channels``, V to ``v_channels`` (both split over ``num_heads``), and the
+    concatenated heads are projected to ``output_channels``. Inputs are used as given: normalization belongs
+    to the block that owns this module.
+    """
+
+    def __init__(
+        self,
+        *,
+        query_channels: int,
+        kv_channels: int,
+        qk_channels: int,
+        v_channels: int,
+        output_channels: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        rotary: RotaryPositionEmbedding | None = None,
+    ) -> None:
+        super().__init__()
+        for name, channels in (("qk_channels", qk_channels), ("v_channels", v_channels)):
+            if channels % num_heads:
+                raise ValueError(f"{name} ({channels}) must be divisible by num_heads ({num_heads})")
+        if rotary is not None and rotary.channels > qk_channels // num_heads:
+            raise ValueError(
+                f"rotary channels ({rotary.channels}) exceed the qk channels per head "
+                f"({qk_channels} // {num_heads} = {qk_channels // num_heads})"
+            )
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.rotary = rotary
+        self.query = nn.Linear(query_channels, qk_channels)
+        self.key = nn.Linear(kv_channels, qk_channels)
+        self.value = nn.Linear(kv_channels, v_channels)
+        self.output = nn.Linear(v_channels, output_channels)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        return x.view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
+
+    def forward(
+        self,
+        queries: Tensor,
+        keys_values: Tensor,
+        *,
+        mask: Tensor | None = None,
+        query_positions: Tensor | None = None,
+        key_positions: Tensor | None = None,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend ``queries`` (B, O, E) over ``keys_values`` (B, M, C).
+
+        ``mask`` is boolean, broadcastable to (B, H, O, M_total) where M_total counts cached keys too.
+        ``query_positions`` (B, O) and ``key_positions`` (B, M) are needed when the module has rotary
+        embeddings. With a ``cache``, the new keys and values are appended to it and attention runs over all
+        cached keys. Returns (B, O, output_channels) and the probabilities (B, H, O, M_total) if asked.
+        """
+        q = self._split_heads(self.query(queries))
+        k = self._split_heads(self.key(keys_values))
+        v = self._split_heads(self.value(keys_values))
+        if self.rotary is not None:
+            if query_positions is None or key_positions is None:
+                raise ValueError("attention with rotary embeddings needs query_positions and key_positions")
+            q = self.rotary(q, query_positions)
+            k = self.rotary(k, key_positions)
+        if cache is not None:
+            k, v = cache.extend(k, v)
+        out, weights = attend(
+            q, k, v, mask=mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
+        )
+        out = out.transpose(1, 2).flatten(2)
+        return self.output(out), weights

@@ -1,0 +1,309 @@
+"""Position encodings for inputs and queries laid out on an index shape (n1, ..., nd).
+
+An encoding maps the flattened positions of an index shape to features (M, F), M = n1·…·nd, in row-major
+(ij) order, or to the features of a subset of flat ``indices`` only (subsampled decoding, chunking). Each
+kind has a config (:class:`PositionConfig`) whose ``build(index_shape)`` makes the module.
+
+Rotary embeddings act on attention queries and keys instead: :class:`RotaryPositionEmbedding`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from omniperceiver.core.config import Config, require, require_positive
+
+
+def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: torch.device | None) -> Tensor:
+    size = math.prod(index_shape)
+    if indices is None:
+        return torch.arange(size, device=device)
+    if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
+        raise ValueError(
+            f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}"
+        )
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
+        raise ValueError(f"indices must lie in [0, {size}) for index shape {tuple(index_shape)}")
+    return indices.to(device)
+
+
+def grid_coordinates(
+    index_shape: Sequence[int], indices: Tensor | None = None, *, normalize: bool = True, device=None
+) -> Tensor:
+    """Coordinates (M, d) of the flat positions of ``index_shape``: ``linspace(-1, 1, n_i)`` per dimension
+    when ``normalize`` (the reference's layout), integer indices otherwise."""
+    flat = _flat_indices(index_shape, indices, device)
+    columns = []
+    for dim, n in enumerate(index_shape):
+        stride = math.prod(index_shape[dim + 1 :])
+        index = torch.div(flat, stride, rounding_mode="floor") % n
+        axis = torch.linspace(-1.0, 1.0, n, device=device) if normalize else torch.arange(n, device=device)
+        columns.append(axis.float()[index])
+    return torch.stack(columns, dim=-1)
+
+
+class PositionEncoding(nn.Module):
+    """Base: ``forward(index_shape, indices)`` returns (M, F) float32 features, F = ``num_channels``."""
+
+    def __init__(self, config: PositionConfig, index_shape: Sequence[int]) -> None:
+        super().__init__()
+        self.config = config
+        self.index_shape = tuple(index_shape)
+        require(
+            len(self.index_shape) > 0 and all(isinstance(n, int) and n > 0 for n in self.index_shape),
+            "index_shape",
+            index_shape,
+            "one or more positive integers",
+        )
+
+    @property
+    def num_channels(self) -> int:
+        return self.config.num_channels(len(self.index_shape))
+
+    def _check_rank(self, index_shape: Sequence[int]) -> tuple[int, ...]:
+        if len(index_shape) != len(self.index_shape):
+            raise ValueError(
+                f"{type(self).__name__} was built for {len(self.index_shape)}-D index shapes "
+                f"{self.index_shape}, got {tuple(index_shape)}"
+            )
+        return tuple(index_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class PositionConfig(Config):
+    """Base of the position encoding configs."""
+
+    def num_channels(self, rank: int) -> int:
+        """Features per element for an index shape of ``rank`` dimensions."""
+        raise NotImplementedError
+
+    def build(self, index_shape: Sequence[int]) -> PositionEncoding:
+        raise NotImplementedError
+
+
+def fourier_features(
+    coordinates: Tensor, num_bands: int, max_resolution: Sequence[int], *, concat_pos: bool, sine_only: bool
+) -> Tensor:
+    """Fourier features of coordinates (M, d) in [-1, 1], in the reference layout:
+    [coordinates (d) | sin(pi·f·x) (d·K) | cos(pi·f·x) (d·K)], frequencies ``linspace(1, res_i / 2, K)``
+    per dimension, dimension-major."""
+    bands = torch.stack(
+        [torch.linspace(1.0, res / 2, num_bands, device=coordinates.device) for res in max_resolution]
+    )
+    scaled = (coordinates[:, :, None] * bands[None]).flatten(1)  # (M, d·K)
+    features = (
+        [torch.sin(math.pi * scaled)]
+        if sine_only
+        else [torch.sin(math.pi * scaled), torch.cos(math.pi * scaled)]
+    )
+    if concat_pos:
+        features.insert(0, coordinates)
+    return torch.cat(features, dim=-1)
+
+
+class FourierPositionEncoding(PositionEncoding):
+    """N-dimensional Fourier features (Perceiver); works for any index shape of the built rank."""
+
+    config: FourierPositionConfig
+
+    def __init__(self, config: FourierPositionConfig, index_shape: Sequence[int]) -> None:
+        super().__init__(config, index_shape)
+        self.max_resolution = config.max_resolution or self.index_shape
+        require(
+            len(self.max_resolution) == len(self.index_shape),
+            "max_resolution",
+            config.max_resolution,
+            f"one entry per index dimension of {self.index_shape}",
+        )
+
+    def forward(
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+    ) -> Tensor:
+        shape = self._check_rank(index_shape or self.index_shape)
+        c = self.config
+        return fourier_features(
+            grid_coordinates(shape, indices, device=device),
+            c.num_bands,
+            self.max_resolution,
+            concat_pos=c.concat_pos,
+            sine_only=c.sine_only,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FourierPositionConfig(PositionConfig):
+    """Fourier features with ``num_bands`` frequencies per dimension up to ``max_resolution / 2`` (defaults
+    to the index shape); ``concat_pos`` prepends the raw coordinates, ``sine_only`` drops the cosines."""
+
+    num_bands: int
+    max_resolution: tuple[int, ...] | None = None
+    concat_pos: bool = True
+    sine_only: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive(num_bands=self.num_bands)
+        if self.max_resolution is not None:
+            require(
+                all(isinstance(r, int) and r > 0 for r in self.max_resolution),
+                "max_resolution",
+                self.max_resolution,
+                "positive integers, one per index dimension",
+            )
+
+    def num_channels(self, rank: int) -> int:
+        return rank * self.num_bands * (1 if self.sine_only else 2) + (rank if self.concat_pos else 0)
+
+    def build(self, index_shape: Sequence[int]) -> FourierPositionEncoding:
+        return FourierPositionEncoding(self, index_shape)
+
+
+class LearnedPositionEncoding(PositionEncoding):
+    """A trainable feature vector per position: a parameter (M, F), initialized truncated normal std 0.02."""
+
+    def __init__(self, config: LearnedPositionConfig, index_shape: Sequence[int]) -> None:
+        super().__init__(config, index_shape)
+        self.embedding = nn.Parameter(torch.empty(math.prod(self.index_shape), config.channels))
+        nn.init.trunc_normal_(self.embedding, std=0.02)
+
+    def forward(
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+    ) -> Tensor:
+        shape = self._check_rank(index_shape or self.index_shape)
+        if shape != self.index_shape:
+            raise ValueError(f"learned positions exist for index shape {self.index_shape}, got {shape}")
+        if indices is None:
+            return self.embedding
+        return self.embedding[_flat_indices(shape, indices, self.embedding.device)]
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedPositionConfig(PositionConfig):
+    """Trainable position embeddings of ``channels`` features for a fixed index shape."""
+
+    channels: int
+
+    def __post_init__(self) -> None:
+        require_positive(channels=self.channels)
+
+    def num_channels(self, rank: int) -> int:
+        return self.channels
+
+    def build(self, index_shape: Sequence[int]) -> LearnedPositionEncoding:
+        return LearnedPositionEncoding(self, index_shape)
+
+
+def sinusoidal_features(positions: Tensor, channels: int, base: float = 10000.0) -> Tensor:
+    """Vaswani et al.: PE(pos, 2i) = sin(pos / base^(2i/F)), PE(pos, 2i+1) = cos(pos / base^(2i/F)).
+    positions (M,) -> (M, F)."""
+    i = torch.arange(0, channels, 2, device=positions.device, dtype=torch.float32)
+    angles = positions.float()[:, None] / base ** (i / channels)
+    features = torch.empty(positions.shape[0], channels, device=positions.device)
+    features[:, 0::2] = torch.sin(angles)
+    features[:, 1::2] = torch.cos(angles[:, : channels // 2])
+    return features
+
+
+class SinusoidalPositionEncoding(PositionEncoding):
+    """Fixed 1-D sinusoidal encoding of the sequence index (the original Transformer's)."""
+
+    config: SinusoidalPositionConfig
+
+    def __init__(self, config: SinusoidalPositionConfig, index_shape: Sequence[int]) -> None:
+        super().__init__(config, index_shape)
+        require(
+            len(self.index_shape) == 1,
+            "index_shape",
+            self.index_shape,
+            "a 1-D index shape (sequence length,)",
+        )
+
+    def forward(
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+    ) -> Tensor:
+        shape = self._check_rank(index_shape or self.index_shape)
+        return sinusoidal_features(
+            _flat_indices(shape, indices, device), self.config.channels, self.config.base
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SinusoidalPositionConfig(PositionConfig):
+    """1-D sinusoidal features of ``channels`` (any positive count) with wavelengths up to ``base``·2π."""
+
+    channels: int
+    base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        require_positive(channels=self.channels)
+        require(self.base > 1, "base", self.base, "a number > 1")
+
+    def num_channels(self, rank: int) -> int:
+        return self.channels
+
+    def build(self, index_shape: Sequence[int]) -> SinusoidalPositionEncoding:
+        return SinusoidalPositionEncoding(self, index_shape)
+
+
+class CoordinatePositionEncoding(PositionEncoding):
+    """The raw coordinates of each element appended to it, e.g. (row, column) for every pixel."""
+
+    config: CoordinatePositionConfig
+
+    def forward(
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+    ) -> Tensor:
+        shape = self._check_rank(index_shape or self.index_shape)
+        return grid_coordinates(shape, indices, normalize=self.config.normalize, device=device)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoordinatePositionConfig(PositionConfig):
+    """Coordinates per element: in [-1, 1] when ``normalize``, integer indices otherwise."""
+
+    normalize: bool = True
+
+    def num_channels(self, rank: int) -> int:
+        return rank
+
+    def build(self, index_shape: Sequence[int]) -> CoordinatePositionEncoding:
+        return CoordinatePositionEncoding(self, index_shape)
+
+
+class RotaryPositionEmbedding(nn.Module):
+    """Rotary position embedding (RoFormer) on the first ``channels`` of each head (rotate-half layout).
+
+    Applied to queries and keys (B, H, L, d) at integer positions (B, L); the product of a rotated query
+    and key then depends only on their relative position.
+    """
+
+    def __init__(self, channels: int, base: float = 10000.0) -> None:
+        super().__init__()
+        require(
+            isinstance(channels, int) and channels > 0 and channels % 2 == 0,
+            "channels",
+            channels,
+            "a positive even integer",
+        )
+        self.channels = channels
+        self.register_buffer(
+            "inverse_frequencies",
+            base ** (-torch.arange(0, channels, 2, dtype=torch.float32) / channels),
+            persistent=False,
+        )
+
+    def forward(self, x: Tensor, positions: Tensor) -> Tensor:
+        if positions.shape != (x.shape[0], x.shape[2]):
+            raise ValueError(
+                f"positions must have shape (B, L) = {(x.shape[0], x.shape[2])}, got {tuple(positions.shape)}"
+            )
+        angles = positions[:, None, :, None].float() * self.inverse_frequencies  # (B, 1, L, c/2)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        rotated, rest = x[..., : self.channels], x[..., self.channels :]
+        first, second = rotated.chunk(2, dim=-1)
+        rotated = torch.cat([first * cos - second * sin, second * cos + first * sin], dim=-1)
+        return torch.cat([rotated, rest], dim=-1)

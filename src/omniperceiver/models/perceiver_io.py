@@ -1,0 +1,96 @@
+"""Perceiver IO: input adapter -> encoder -> decoder -> output adapter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import Tensor
+
+from omniperceiver.core.adapter import InputAdapterConfig, OutputAdapterConfig
+from omniperceiver.core.config import Config, require
+from omniperceiver.core.decoder import DecoderConfig
+from omniperceiver.core.encoder import EncoderConfig
+from omniperceiver.core.queries import LearnedQueryConfig
+from omniperceiver.models.pretrained import PretrainedModel
+from omniperceiver.outputs.classification import ClassificationOutputConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PerceiverIOConfig(Config):
+    """The four parts of a Perceiver IO; ``output=None`` returns the decoder's (B, O, K) as they are."""
+
+    input: InputAdapterConfig
+    encoder: EncoderConfig
+    decoder: DecoderConfig
+    output: OutputAdapterConfig | None = None
+
+    def __post_init__(self) -> None:
+        require(
+            self.encoder.input_channels == self.input.num_channels,
+            "encoder.input_channels",
+            self.encoder.input_channels,
+            f"the input adapter's channels ({self.input.num_channels})",
+        )
+        require(
+            self.decoder.latent_channels == self.encoder.latent_channels,
+            "decoder.latent_channels",
+            self.decoder.latent_channels,
+            f"the encoder's latent_channels ({self.encoder.latent_channels})",
+        )
+
+    @classmethod
+    def classifier(
+        cls,
+        input: InputAdapterConfig,
+        num_classes: int,
+        *,
+        query_channels: int | None = None,
+        decoder_heads: int = 1,
+        **encoder: object,
+    ) -> PerceiverIOConfig:
+        """A classifier: one learned query of ``query_channels`` (default D) decodes ``num_classes`` logits.
+        ``encoder`` holds :class:`EncoderConfig` fields."""
+        encoder_config = EncoderConfig(input_channels=input.num_channels, **encoder)  # type: ignore[arg-type]
+        d = encoder_config.latent_channels
+        decoder = DecoderConfig(
+            queries=LearnedQueryConfig(num_queries=1, num_channels=query_channels or d),
+            latent_channels=d,
+            output_channels=num_classes,
+            num_heads=decoder_heads,
+        )
+        return cls(input=input, encoder=encoder_config, decoder=decoder, output=ClassificationOutputConfig())
+
+    def build(self) -> PerceiverIO:
+        return PerceiverIO(self)
+
+
+class PerceiverIO(PretrainedModel):
+    """A modality tensor (and optional mask) -> task output, linear in the input and output sizes."""
+
+    config: PerceiverIOConfig
+
+    def __init__(self, config: PerceiverIOConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input_adapter = config.input.build()
+        self.encoder = config.encoder.build()
+        self.decoder = config.decoder.build()
+        self.output_adapter = config.output.build() if config.output is not None else None
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        output_indices: Tensor | None = None,
+        chunk_size: int | None = None,
+    ) -> Tensor:
+        """Run the model on ``x`` (the input adapter's modality tensor) with an optional padding ``mask``.
+
+        ``output_indices`` (O',) decodes only those outputs; ``chunk_size`` bounds decoder memory by decoding
+        that many queries at a time. Both give exactly the corresponding rows of full decoding.
+        """
+        inputs, mask = self.input_adapter(x, mask)
+        latents = self.encoder(inputs, mask)
+        outputs = self.decoder(latents, inputs, indices=output_indices, chunk_size=chunk_size)
+        return outputs if self.output_adapter is None else self.output_adapter(outputs)

@@ -1,0 +1,85 @@
+"""Model directories: ``config.json`` plus ``model.safetensors``, written atomically, loaded strictly."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from omniperceiver.core.config import Config
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+M = TypeVar("M", bound="PretrainedModel")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through ``write(temporary_path)`` then rename over ``path``: readers never see a partial file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load a safetensors file into ``model``; every tensor must match a parameter or buffer by name and
+    shape, and every one of the model's must be present (ValueError listing the differences)."""
+    stored = load_file(str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    misshaped = [
+        f"{name}: stored {tuple(stored[name].shape)}, model {tuple(expected[name].shape)}"
+        for name in sorted(set(stored) & set(expected))
+        if stored[name].shape != expected[name].shape
+    ]
+    if missing or unexpected or misshaped:
+        raise ValueError(
+            f"weights in {path} do not fit {type(model).__name__}: missing {missing}, unexpected {unexpected}, "
+            f"mis-shaped {misshaped}"
+        )
+    model.load_state_dict(stored)
+
+
+def from_pretrained(directory: str | os.PathLike) -> nn.Module:
+    """Rebuild the model saved in ``directory`` by :meth:`PretrainedModel.save_pretrained`."""
+    directory = Path(directory)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory} is not an omniperceiver model directory: {name} is missing")
+    config = Config.from_json((directory / CONFIG_FILE).read_text())
+    build = getattr(config, "build", None)
+    if build is None:
+        raise ValueError(f"{directory / CONFIG_FILE} holds a {type(config).__name__}, which describes no model")
+    model = build()
+    load_weights(model, directory / WEIGHTS_FILE)
+    return model.eval()
+
+
+class PretrainedModel(nn.Module):
+    """A model described by a config: ``save_pretrained(dir)`` and ``from_pretrained(dir)``."""
+
+    config: Config
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+        _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(self.config.to_json() + "\n"))
+
+    @classmethod
+    def from_pretrained(cls: type[M], directory: str | os.PathLike) -> M:
+        model = from_pretrained(directory)
+        if not isinstance(model, cls):
+            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
