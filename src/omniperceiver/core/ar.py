@@ -138,13 +138,22 @@ class PerceiverARCore(nn.Module):
             raise ValueError(f"x must have shape (B, L, D={c.channels}), got {tuple(x.shape)}")
         batch, length = x.shape[:2]
         if mask is not None and (mask.dtype != torch.bool or mask.shape != (batch, length)):
-            raise ValueError(f"mask must be a bool tensor of shape (B, L) = {(batch, length)}, got {mask.dtype} {tuple(mask.shape)}")
+            raise ValueError(
+                f"mask must be a bool tensor of shape (B, L) = {(batch, length)}, got {mask.dtype} {tuple(mask.shape)}"
+            )
         if cache is not None and cache.length:
             n = length
-            require(n <= c.num_latents, "x.shape[1]", n, f"at most num_latents ({c.num_latents}) new positions per cached step")
+            require(
+                n <= c.num_latents,
+                "x.shape[1]",
+                n,
+                f"at most num_latents ({c.num_latents}) new positions per cached step",
+            )
         else:
             n = min(num_latents or c.num_latents, length)
-            require(1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]")
+            require(
+                1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]"
+            )
 
         seen = cache.length if cache is not None else 0
         full_mask = mask
@@ -158,7 +167,9 @@ class PerceiverARCore(nn.Module):
             else:
                 positions = (full_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
         elif positions.shape != (batch, length):
-            raise ValueError(f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}")
+            raise ValueError(
+                f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}"
+            )
 
         latent_positions = positions[:, -n:]
         keys = seen + length

@@ -32,6 +32,12 @@ def require_optional_positive(**fields: Any) -> None:
     require_positive(**{field: value for field, value in fields.items() if value is not None})
 
 
+def check_heads(heads_field: str, num_heads: int, **channels: int) -> None:
+    """Raise ValueError unless ``num_heads`` divides every given channel width (named by its field)."""
+    for field, width in channels.items():
+        require(width % num_heads == 0, heads_field, num_heads, f"a divisor of {field} ({width})")
+
+
 def _type_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 

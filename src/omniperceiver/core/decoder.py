@@ -8,8 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.blocks import CrossAttentionBlock
-from omniperceiver.core.config import Config, require_optional_positive, require_positive
-from omniperceiver.core.encoder import check_heads
+from omniperceiver.core.config import Config, check_heads, require_optional_positive, require_positive
 from omniperceiver.core.queries import QueryConfig
 
 
@@ -41,7 +40,7 @@ class DecoderConfig(Config):
             output_channels=self.output_channels, qk_channels=self.qk_channels, v_channels=self.v_channels
         )
         qk = self.qk_channels or self.latent_channels
-        check_heads("", self.num_heads, qk, self.v_channels or qk)
+        check_heads("num_heads", self.num_heads, qk_channels=qk, v_channels=self.v_channels or qk)
 
     def build(self) -> PerceiverDecoder:
         return PerceiverDecoder(self)

@@ -11,18 +11,13 @@ from torch.utils.checkpoint import checkpoint
 
 from omniperceiver.core.attention import key_padding_mask
 from omniperceiver.core.blocks import CrossAttentionBlock, SelfAttentionBlock
-from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
-
-
-def check_heads(prefix: str, num_heads: int, qk_channels: int, v_channels: int) -> None:
-    """Raise ValueError unless ``num_heads`` divides both channel widths."""
-    for name, channels in (("qk_channels", qk_channels), ("v_channels", v_channels)):
-        require(
-            channels % num_heads == 0,
-            f"{prefix}num_heads",
-            num_heads,
-            f"a divisor of the {prefix}{name} ({channels})",
-        )
+from omniperceiver.core.config import (
+    Config,
+    check_heads,
+    require,
+    require_optional_positive,
+    require_positive,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,17 +73,17 @@ class EncoderConfig(Config):
         require(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "a probability in [0, 1)")
         cross_qk = self.cross_attention_qk_channels or self.input_channels
         check_heads(
-            "cross_attention_",
+            "num_cross_attention_heads",
             self.num_cross_attention_heads,
-            cross_qk,
-            self.cross_attention_v_channels or cross_qk,
+            cross_attention_qk_channels=cross_qk,
+            cross_attention_v_channels=self.cross_attention_v_channels or cross_qk,
         )
         self_qk = self.self_attention_qk_channels or self.latent_channels
         check_heads(
-            "self_attention_",
+            "num_self_attention_heads",
             self.num_self_attention_heads,
-            self_qk,
-            self.self_attention_v_channels or self_qk,
+            self_attention_qk_channels=self_qk,
+            self_attention_v_channels=self.self_attention_v_channels or self_qk,
         )
 
     @property

@@ -1,0 +1,279 @@
+"""How a Perceiver IO classifier scales with the number of inputs M, on CPU, batch 1.
+
+Measures, for M = side² inputs (default sides 32, 64, 128, 181, 256, 512, i.e. 1,024 to 262,144 inputs):
+
+* the model: raw RGB pixels + 2-D Fourier features (64 bands, 261 input channels), 512 latents of 1024
+  channels, 1 cross-attention head, 2 latent self-attention layers, 1000 classes: forward time under
+  ``torch.inference_mode`` (eval mode) and forward+backward time (train mode, loss = logits.sum());
+* the encoder's cross-attention shapes alone, q (1, 1, 512, 261) over k, v (1, 1, M, 261): the fused
+  ``F.scaled_dot_product_attention`` against a materialized ``softmax(q kᵀ / √d) v``, forward and
+  forward+backward (q, k, v requiring grad);
+
+and the peak memory of each. Every measurement runs in its own process: after building the model and the
+inputs and a warm-up at a tiny size (to load the kernels' code), the RSS high-water mark is reset (through
+/proc/self/clear_refs) and the first full-size run gives the peak, ru_maxrss after it minus ru_maxrss before
+it: the extra memory the computation needs. The median of the following runs gives the time.
+
+Run it with ``make bench`` (= ``python benchmarks/scaling.py``); it prints a markdown table, the log-log
+slopes of the model's times between 16,384 and 262,144 inputs, and PASS/FAIL lines for the goals. It
+always exits 0: it is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("model_fwd", "model_train", "fused_fwd", "fused_train", "materialized_fwd", "materialized_train")
+NUM_LATENTS, CHANNELS = 512, 261  # the cross-attention's queries and head dim (3 RGB + 2·(1 + 2·64))
+MAX_MATERIALIZED_GB = 12.0
+TIME_BUDGET_S = 30.0  # stop repeating a measurement after this much timed work
+WORKER_TIMEOUT_S = 600
+
+
+def build_model(side: int) -> torch.nn.Module:
+    import omniperceiver as op
+
+    cfg = op.PerceiverIOConfig.classifier(
+        op.ArrayInputConfig(
+            index_shape=(side, side), in_channels=3, position=op.FourierPositionConfig(num_bands=64)
+        ),
+        num_classes=1000,
+        num_latents=NUM_LATENTS,
+        latent_channels=1024,
+        num_cross_attention_heads=1,
+        num_self_attends_per_block=2,
+        num_blocks=1,
+        num_self_attention_heads=8,
+    )
+    assert cfg.encoder.input_channels == CHANNELS
+    return cfg.build()
+
+
+def materialized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
+
+
+def make_step(kind: str, side: int):
+    """A zero-argument function that runs one measured computation of ``kind`` at ``side``² inputs."""
+    train = kind.endswith("_train")
+    if kind.startswith("model"):
+        model = build_model(side).train(train)
+        x = torch.randn(1, side, side, 3)
+
+        def step() -> None:
+            if not train:
+                with torch.inference_mode():
+                    model(x)
+                return
+            model.zero_grad(set_to_none=True)
+            model(x).sum().backward()
+
+        return step
+
+    attention = F.scaled_dot_product_attention if kind.startswith("fused") else materialized_attention
+    q = torch.randn(1, 1, NUM_LATENTS, CHANNELS, requires_grad=train)
+    k, v = (torch.randn(1, 1, side * side, CHANNELS, requires_grad=train) for _ in range(2))
+
+    def step() -> None:
+        if not train:
+            with torch.inference_mode():
+                attention(q, k, v)
+            return
+        for t in (q, k, v):
+            t.grad = None
+        attention(q, k, v).sum().backward()
+
+    return step
+
+
+def sdpa_backend(side: int, train: bool) -> str:
+    """The SDPA backend PyTorch picks for the cross-attention shapes (private API, so best effort)."""
+    try:
+        from torch.nn.attention import SDPBackend
+
+        q = torch.zeros(1, 1, NUM_LATENTS, CHANNELS, requires_grad=train)
+        k = torch.zeros(1, 1, side * side, CHANNELS, requires_grad=train)
+        choice = torch._fused_sdp_choice(q, k, k)
+        names = {int(b.value): b.name for b in (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION)}
+        return names.get(int(choice), str(choice))
+    except Exception as error:
+        return f"unknown ({type(error).__name__})"
+
+
+def materialized_estimate_gb(kind: str, side: int) -> float:
+    """Rough peak of the materialized attention: ~3 (forward) or ~6 (with backward) (512, M) float32 maps."""
+    return (6 if kind.endswith("_train") else 3) * NUM_LATENTS * side * side * 4 / 2**30
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    """Reset the RSS high-water mark (and so ru_maxrss) to the current RSS; Linux >= 4.0 only."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(kind: str, side: int, repeats: int) -> dict:
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.manual_seed(0)
+    result = {"kind": kind, "side": side, "inputs": side * side}
+    if kind.startswith("materialized") and materialized_estimate_gb(kind, side) > MAX_MATERIALIZED_GB:
+        return {**result, "skipped": f"needs ~{materialized_estimate_gb(kind, side):.0f} GB"}
+    make_step(kind, 8)()  # warm-up at 64 inputs: loads code pages and thread pools, allocates little
+    step = make_step(kind, side)
+    result["hwm_reset"] = reset_peak_rss()
+    before = max_rss_mb()
+    start = time.perf_counter()
+    step()
+    result["first_s"] = time.perf_counter() - start
+    result["peak_mb"] = max_rss_mb() - before
+    times: list[float] = []
+    while len(times) < repeats and (not times or sum(times) < TIME_BUDGET_S):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    result.update(time_s=statistics.median(times), times=times, rss_before_mb=before)
+    if not kind.startswith("materialized"):
+        result["sdpa_backend"] = sdpa_backend(side, kind.endswith("_train"))
+    return result
+
+
+def run_worker(kind: str, side: int, repeats: int) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--side", str(side), "--repeats", str(repeats)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {
+            "kind": kind,
+            "side": side,
+            "inputs": side * side,
+            "skipped": f"timed out ({WORKER_TIMEOUT_S} s)",
+        }
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        error = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return {"kind": kind, "side": side, "inputs": side * side, "skipped": f"failed: {error}"}
+    return json.loads(lines[-1])
+
+
+def cell(result: dict, field: str, fmt: str) -> str:
+    return "skipped" if "skipped" in result else format(result[field], fmt)
+
+
+def pair(result: dict) -> str:
+    return result["skipped"] if "skipped" in result else f"{result['time_s']:.3f} / {result['peak_mb']:.0f}"
+
+
+def slope(results: dict, kind: str, m1: int, m2: int) -> float | None:
+    a, b = results.get((kind, m1), {}), results.get((kind, m2), {})
+    if "time_s" not in a or "time_s" not in b:
+        return None
+    return math.log(b["time_s"] / a["time_s"]) / math.log(m2 / m1)
+
+
+def report(results: dict, sizes: list[int]) -> None:
+    columns = ["inputs M", "model fwd s", "model fwd MB", "model fwd+bwd s", "model fwd+bwd MB"]
+    columns += [f"{a} attn {m} s / MB" for m in ("fwd", "fwd+bwd") for a in ("fused", "materialized")]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---:|" * len(columns))
+    for m in sizes:
+        r = {kind: results[kind, m] for kind in KINDS}
+        print(
+            f"| {m:,} | {cell(r['model_fwd'], 'time_s', '.3f')} | {cell(r['model_fwd'], 'peak_mb', '.0f')} "
+            f"| {cell(r['model_train'], 'time_s', '.3f')} | {cell(r['model_train'], 'peak_mb', '.0f')} "
+            f"| {pair(r['fused_fwd'])} | {pair(r['materialized_fwd'])} "
+            f"| {pair(r['fused_train'])} | {pair(r['materialized_train'])} |"
+        )
+    backends = {r.get("sdpa_backend") for r in results.values()} - {None}
+    print(f"\nSDPA backend chosen for the cross-attention shapes: {', '.join(sorted(backends)) or 'n/a'}")
+
+    m1, m2 = 128**2, 512**2
+    print()
+    for kind, label in (("model_fwd", "forward"), ("model_train", "forward+backward")):
+        s = slope(results, kind, m1, m2)
+        shown = "n/a (needs sides 128 and 512)" if s is None else f"{s:.2f}"
+        print(f"log-log slope of model {label} time, {m1:,} -> {m2:,} inputs: {shown}")
+
+    def goal(ok: bool | None, text: str) -> None:
+        print(f"{'N/A ' if ok is None else 'PASS' if ok else 'FAIL'}  {text}")
+
+    print()
+    for kind, label in (("model_fwd", "forward"), ("model_train", "forward+backward")):
+        s = slope(results, kind, m1, m2)
+        goal(None if s is None else s <= 1.1, f"model {label} time slope <= 1.1")
+    big = results.get(("model_fwd", m2))
+    peak = "n/a" if big is None else cell(big, "peak_mb", ".0f")
+    ok = None if big is None else big.get("peak_mb", math.inf) <= 2048
+    goal(ok, f"model forward peak at {m2:,} inputs <= 2048 MB (measured: {peak} MB)")
+    for mode in ("fwd", "train"):
+        losers = [
+            f"{m:,}"
+            for m in sizes
+            if "skipped" in (f := results[f"fused_{mode}", m])
+            or (
+                "skipped" not in (x := results[f"materialized_{mode}", m])
+                and not (f["time_s"] < x["time_s"] and f["peak_mb"] < x["peak_mb"])
+            )
+        ]
+        label = "forward" if mode == "fwd" else "forward+backward"
+        detail = f" (not at M = {', '.join(losers)})" if losers else ""
+        goal(not losers, f"fused attention faster and smaller than materialized, {label}, every size{detail}")
+    if not all(r.get("hwm_reset", True) for r in results.values()):
+        print("note: /proc/self/clear_refs was not writable; peaks exclude what the warm-up already touched")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python benchmarks/scaling.py --sides 32,64,128 --repeats 3 "
+        "--json benchmarks/results/scaling.json",
+    )
+    parser.add_argument("--sides", default="32,64,128,181,256,512", help="image sides; M = side² inputs")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--json", type=Path, help="also save the raw results to this file")
+    parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.side, args.repeats)))
+        return
+
+    sides = [int(s) for s in args.sides.split(",")]
+    threads, isa = len(os.sched_getaffinity(0)), torch.backends.cpu.get_cpu_capability()
+    print(f"torch {torch.__version__}, {threads} threads, {isa}", file=sys.stderr)
+    results = {}
+    for side in sides:
+        for kind in KINDS:
+            start = time.perf_counter()
+            results[kind, side * side] = r = run_worker(kind, side, args.repeats)
+            status = r.get("skipped") or f"{r['time_s']:.3f} s, {r['peak_mb']:.0f} MB"
+            print(
+                f"M={side * side:>7,} {kind:<18} {status}  [{time.perf_counter() - start:.0f} s]",
+                file=sys.stderr,
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(list(results.values()), indent=1))
+    report(results, [side * side for side in sides])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+
+from omniperceiver.core import MultiHeadAttention, attend, causal_mask, key_padding_mask
+
+
+def materialized(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def test_attend_equals_materialized_softmax():
+    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 4)
+    out, weights = attend(q, k, v)
+    assert weights is None
+    torch.testing.assert_close(out, materialized(q, k, v), atol=1e-6, rtol=1e-5)
+
+
+def test_key_padding_mask_ignores_masked_keys_exactly():
+    q, k, v = torch.randn(2, 1, 4, 8), torch.randn(2, 1, 6, 8), torch.randn(2, 1, 6, 8)
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    out, _ = attend(q, k, v, mask=key_padding_mask(mask, 6))
+    alone, _ = attend(q[1:], k[1:, :, :3], v[1:, :, :3])
+    torch.testing.assert_close(out[1:], alone, atol=1e-6, rtol=1e-5)
+    k2, v2 = k.clone(), v.clone()
+    k2[1, :, 3:], v2[1, :, 3:] = 1e4, -1e4  # garbage in padded keys changes nothing
+    out2, _ = attend(q, k2, v2, mask=key_padding_mask(mask, 6))
+    torch.testing.assert_close(out, out2)
+
+
+def test_fully_masked_rows_are_zero_with_finite_gradients():
+    q = torch.randn(2, 2, 3, 8, requires_grad=True)
+    k = torch.randn(2, 2, 5, 8, requires_grad=True)
+    v = torch.randn(2, 2, 5, 8, requires_grad=True)
+    mask = torch.ones(2, 1, 3, 5, dtype=torch.bool)
+    mask[0] = False  # every query of the first example sees nothing
+    mask[1, :, 1] = False  # one query row of the second example sees nothing
+    for need_weights in (False, True):
+        out, _ = attend(q, k, v, mask=mask, need_weights=need_weights)
+        assert torch.isfinite(out).all()
+        assert out[0].abs().max() == 0 and out[1, :, 1].abs().max() == 0
+        assert out[1, :, 0].abs().max() > 0
+        grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+        assert all(torch.isfinite(g).all() for g in grads)
+        assert grads[0][0].abs().max() == 0
+
+
+def test_need_weights_returns_probabilities_matching_the_fused_output():
+    q, k, v = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
+    mask = key_padding_mask(torch.tensor([[True, True, False, True, False, True]]), 6)
+    fused, _ = attend(q, k, v, mask=mask)
+    out, weights = attend(q, k, v, mask=mask, need_weights=True)
+    torch.testing.assert_close(out, fused, atol=1e-6, rtol=1e-5)
+    assert weights.shape == (1, 2, 4, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 2, 4))
+    assert weights[..., [2, 4]].abs().max() == 0
+
+
+def test_causal_mask_with_offset_right_aligns_queries():
+    expected = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(causal_mask(2, 4), expected)
+    assert torch.equal(causal_mask(3, 3), torch.ones(3, 3).tril().bool())
+    with pytest.raises(ValueError, match="num_queries <= num_keys"):
+        causal_mask(5, 4)
+
+
+def test_causal_and_padding_masks_compose():
+    q, k, v = torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
+    mask = causal_mask(3, 3) & key_padding_mask(torch.tensor([[False, True, True]]), 3)
+    out, weights = attend(q, k, v, mask=mask, need_weights=True)
+    assert out[0, 0, 0].abs().max() == 0  # the padded first position sees no key
+    torch.testing.assert_close(weights[0, 0, 1], torch.tensor([0.0, 1.0, 0.0]))
+    torch.testing.assert_close(out[0, 0, 1], v[0, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (torch.ones(2, 6), "bool tensor"),
+        (torch.ones(2, 5, dtype=torch.bool), r"\(B, M\) = \(B, 6\), got \(2, 5\)"),
+        (torch.ones(2, 1, 6, dtype=torch.bool), r"got \(2, 1, 6\)"),
+    ],
+)
+def test_bad_padding_masks_are_rejected(mask, message):
+    with pytest.raises(ValueError, match=message):
+        key_padding_mask(mask, 6)
+
+
+def test_multi_head_attention_checks_head_divisibility():
+    with pytest.raises(ValueError, match=r"qk_channels \(10\) must be divisible by num_heads \(4\)"):
+        MultiHeadAttention(
+            query_channels=8, kv_channels=8, qk_channels=10, v_channels=8, output_channels=8, num_heads=4
+        )

@@ -1,0 +1,157 @@
+import pytest
+import torch
+
+from omniperceiver.core import EncoderConfig, PerceiverEncoder
+
+
+def encoder(**overrides) -> PerceiverEncoder:
+    options = dict(
+        input_channels=12,
+        num_latents=8,
+        latent_channels=16,
+        num_self_attends_per_block=2,
+        num_self_attention_heads=4,
+    )
+    options.update(overrides)
+    return EncoderConfig(**options).build()
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_latents_are_invariant_to_input_order():
+    model = encoder(num_blocks=2, cross_attend_every=1)
+    inputs = torch.randn(2, 50, 12)
+    permutation = torch.randperm(50)
+    torch.testing.assert_close(model(inputs[:, permutation]), model(inputs), atol=1e-5, rtol=0)
+
+
+def test_padded_batch_equals_each_sample_alone():
+    model = encoder(num_blocks=2, cross_attend_every=1).eval()
+    lengths = [9, 4, 13]
+    samples = [torch.randn(1, n, 12) for n in lengths]
+    batch = torch.zeros(3, 13, 12)
+    mask = torch.zeros(3, 13, dtype=torch.bool)
+    for i, sample in enumerate(samples):
+        batch[i, : lengths[i]] = sample[0]
+        batch[i, lengths[i] :] = 100.0  # padding content must not matter
+        mask[i, : lengths[i]] = True
+    together = model(batch, mask)
+    for i, sample in enumerate(samples):
+        torch.testing.assert_close(together[i : i + 1], model(sample), atol=1e-5, rtol=0)
+
+
+def test_fully_masked_example_stays_finite_with_finite_gradients():
+    model = encoder()
+    inputs = torch.randn(2, 10, 12, requires_grad=True)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1] = False
+    out = model(inputs, mask)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(inputs.grad).all() and inputs.grad[1].abs().max() == 0
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_shared_latent_blocks_do_not_grow_the_parameter_count():
+    assert count(encoder(num_blocks=1)) == count(encoder(num_blocks=6))
+    one_block = count(encoder(num_blocks=1))
+    layers = count(encoder(num_blocks=1).latent_blocks)
+    assert count(encoder(num_blocks=3, share_latent_blocks=False)) == one_block + 2 * layers
+
+
+def test_cross_attend_schedule_shares_all_but_the_first():
+    shared = encoder(num_blocks=8, cross_attend_every=1)
+    unshared = encoder(num_blocks=8, cross_attend_every=1, share_cross_attention=False)
+    once = encoder(num_blocks=8)
+    assert len(once.cross_attentions) == 1 and len(shared.cross_attentions) == 2
+    assert len(unshared.cross_attentions) == 8
+    cross = count(once.cross_attentions[0])
+    assert count(shared) == count(once) + cross and count(unshared) == count(once) + 7 * cross
+    plan = [cross for cross, _ in shared.schedule()]
+    assert plan[0] is shared.cross_attentions[0] and all(c is shared.cross_attentions[1] for c in plan[1:])
+    every_third = [cross is not None for cross, _ in encoder(num_blocks=7, cross_attend_every=3).schedule()]
+    assert every_third == [True, False, False, True, False, False, True]
+
+
+def test_shared_layer_gradient_sums_over_its_applications():
+    shared = encoder(num_blocks=3)
+    unshared = encoder(num_blocks=3, share_latent_blocks=False)
+    state = shared.state_dict()
+    for block in range(3):  # give every unshared copy the shared weights
+        for name, value in state.items():
+            if name.startswith("latent_blocks.0."):
+                state_name = name.replace("latent_blocks.0.", f"latent_blocks.{block}.", 1)
+                unshared.state_dict()[state_name].copy_(value)
+            elif not name.startswith("latent_blocks."):
+                unshared.state_dict()[name].copy_(value)
+    inputs = torch.randn(2, 10, 12)
+    out_shared, out_unshared = shared(inputs), unshared(inputs)
+    torch.testing.assert_close(out_shared, out_unshared)
+    out_shared.square().sum().backward()
+    out_unshared.square().sum().backward()
+    for name, parameter in shared.latent_blocks[0].named_parameters():
+        copies = [dict(unshared.latent_blocks[b].named_parameters())[name].grad for b in range(3)]
+        torch.testing.assert_close(parameter.grad, sum(copies), atol=1e-6, rtol=1e-4)
+        assert all(c.abs().max() > 0 for c in copies)
+
+
+def test_activation_checkpointing_gives_identical_gradients():
+    plain = encoder(num_blocks=2, cross_attend_every=1)
+    checkpointed = encoder(num_blocks=2, cross_attend_every=1, activation_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    inputs = torch.randn(2, 10, 12)
+    for model in (plain, checkpointed):
+        model(inputs).square().sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_cross_attention_maps_are_probabilities_over_the_inputs():
+    model = encoder(num_blocks=2, cross_attend_every=1, num_cross_attention_heads=2)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[0, 7:] = False
+    maps = model.cross_attention_maps(torch.randn(2, 10, 12), mask)
+    assert len(maps) == 2 and maps[0].shape == (2, 2, 8, 10)
+    torch.testing.assert_close(maps[1].sum(-1), torch.ones(2, 2, 8))
+    assert maps[0][0, :, :, 7:].abs().max() == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            dict(num_cross_attention_heads=5),
+            r"num_cross_attention_heads=5 is invalid: expected a divisor of cross_attention_qk_channels \(12\)",
+        ),
+        (
+            dict(num_self_attention_heads=3),
+            r"num_self_attention_heads=3 .* self_attention_qk_channels \(16\)",
+        ),
+        (dict(num_latents=0), r"num_latents=0 is invalid: expected a positive integer"),
+        (dict(dropout=1.5), r"dropout=1.5 is invalid"),
+        (
+            dict(cross_attention_v_channels=10, num_cross_attention_heads=4),
+            r"cross_attention_v_channels \(10\)",
+        ),
+    ],
+)
+def test_invalid_configs_name_the_field(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        encoder(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "mask", "message"),
+    [
+        (torch.randn(2, 10), None, r"inputs must have shape \(B, M, C=12\), got \(2, 10\)"),
+        (torch.randn(2, 10, 11), None, r"C=12\), got \(2, 10, 11\)"),
+        (torch.randn(2, 10, 12), torch.ones(2, 9, dtype=torch.bool), r"\(B, M\) = \(B, 10\), got \(2, 9\)"),
+        (torch.randn(2, 10, 12), torch.ones(2, 10), r"bool tensor .* got dtype torch.float32"),
+        (torch.randn(2, 10, 12), torch.ones(3, 10, dtype=torch.bool), r"\(2, 10\), got \(3, 10\)"),
+    ],
+)
+def test_bad_inputs_name_expected_and_actual_shapes(inputs, mask, message):
+    with pytest.raises(ValueError, match=message):
+        encoder()(inputs, mask)
