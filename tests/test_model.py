@@ -126,3 +126,15 @@ def test_torch_compile_matches_eager():
     mask[0, 4:] = False
     compiled = torch.compile(model, fullgraph=True)
     torch.testing.assert_close(compiled(x, mask), model(x, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_value_projection_runs_before_the_position_features():
+    config = op.ArrayInputConfig(
+        index_shape=(4, 3), in_channels=2, position=op.FourierPositionConfig(num_bands=2), project_channels=6
+    )
+    adapter = config.build()
+    assert config.num_channels == adapter.num_channels == 6 + 2 + 2 * 2 * 2
+    x = torch.randn(2, 4, 3, 2)
+    inputs, _ = adapter(x)
+    torch.testing.assert_close(inputs[..., :6], adapter.projection(x.flatten(1, 2)))
+    torch.testing.assert_close(inputs[0, :, 6:], op.FourierPositionConfig(num_bands=2).build((4, 3))())

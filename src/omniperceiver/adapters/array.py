@@ -6,17 +6,19 @@ import dataclasses
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
-from omniperceiver.core.config import require, require_positive
+from omniperceiver.core.config import require, require_optional_positive, require_positive
 from omniperceiver.core.position import PositionConfig
 
 
 class ArrayInputAdapter(InputAdapter):
-    """(B, *index_shape, C_in) -> (B, M, C_in + F): elements in row-major order, each with its F position
+    """(B, *index_shape, C_in) -> (B, M, P + F): elements in row-major order, each with its F position
     features concatenated, so position travels with the element (the Perceiver is otherwise permutation
-    invariant). A mask (B, *index_shape) of real elements flattens to (B, M).
+    invariant). P = C_in, or ``project_channels`` when the values first go through a Linear(C_in -> P)
+    (which keeps a few value channels from being drowned by many position channels). A mask
+    (B, *index_shape) of real elements flattens to (B, M).
 
     Fourier and coordinate positions are computed for the index shape that arrives, so the same model reads
     other sizes of the same rank; learned positions need the configured shape.
@@ -26,6 +28,9 @@ class ArrayInputAdapter(InputAdapter):
         super().__init__()
         self.config = config
         self.position = config.position.build(config.index_shape) if config.position is not None else None
+        self.projection = (
+            nn.Linear(config.in_channels, config.project_channels) if config.project_channels is not None else None
+        )
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
@@ -37,6 +42,8 @@ class ArrayInputAdapter(InputAdapter):
             )
         index_shape = tuple(x.shape[1:-1])
         inputs = x.flatten(1, -2)
+        if self.projection is not None:
+            inputs = self.projection(inputs)
         if self.position is not None:
             features = self.position(index_shape, device=x.device).to(x.dtype)
             inputs = torch.cat([inputs, features.expand(x.shape[0], -1, -1)], dim=-1)
@@ -53,11 +60,13 @@ class ArrayInputAdapter(InputAdapter):
 @dataclasses.dataclass(frozen=True)
 class ArrayInputConfig(InputAdapterConfig):
     """Arrays with ``index_shape`` (e.g. (H, W) for images, (T,) for series) of ``in_channels`` values per
-    element; ``position`` picks the position features (None: none, the input is a set)."""
+    element; ``position`` picks the position features (None: none, the input is a set);
+    ``project_channels`` adds a learned Linear(in_channels -> project_channels) on the values."""
 
     index_shape: tuple[int, ...]
     in_channels: int
     position: PositionConfig | None
+    project_channels: int | None = None
 
     def __post_init__(self) -> None:
         require(
@@ -67,11 +76,12 @@ class ArrayInputConfig(InputAdapterConfig):
             "one or more positive sizes",
         )
         require_positive(in_channels=self.in_channels)
+        require_optional_positive(project_channels=self.project_channels)
 
     @property
     def num_channels(self) -> int:
         positions = self.position.num_channels(len(self.index_shape)) if self.position is not None else 0
-        return self.in_channels + positions
+        return (self.project_channels or self.in_channels) + positions
 
     def build(self) -> ArrayInputAdapter:
         return ArrayInputAdapter(self)

@@ -94,6 +94,15 @@ class Config:
             )
         return config_type(**{key: _decode(value) for key, value in data.items()})
 
+    def describe(self) -> str:
+        """A compact one-line form that shows only the fields that differ from their defaults."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.default is dataclasses.MISSING or value != f.default:
+                shown.append(f"{f.name}={value.describe()}" if isinstance(value, Config) else f"{f.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 

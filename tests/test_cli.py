@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+import pytest
+from helpers import small_classifier
+
+from omniperceiver.cli import main
+
+
+def test_info_describes_a_model_directory(tmp_path, capsys):
+    model = small_classifier()
+    model.save_pretrained(tmp_path)
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    total = sum(p.numel() for p in model.parameters())
+    assert f"PerceiverIO, {total:,} parameters" in out
+    assert "EncoderConfig(input_channels=21, num_latents=8, latent_channels=16" in out
+    assert "position=FourierPositionConfig(num_bands=4)" in out
+
+
+def test_info_reports_a_missing_directory(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing")]) == 1
+    assert "is not an omniperceiver model directory: config.json is missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"]])
+def test_every_command_has_help_with_an_example(args):
+    result = subprocess.run([sys.executable, "-m", "omniperceiver.cli", *args], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "example" in result.stdout and "omniperceiver info runs/digits" in result.stdout
