@@ -12,7 +12,10 @@ Measures, for M = side² inputs (default sides 32, 64, 128, 181, 256, 512, i.e. 
 and the peak memory of each. Every measurement runs in its own process: after building the model and the
 inputs and a warm-up at a tiny size (to load the kernels' code), the RSS high-water mark is reset (through
 /proc/self/clear_refs) and the first full-size run gives the peak, ru_maxrss after it minus ru_maxrss before
-it: the extra memory the computation needs. The median of the following runs gives the time.
+it: the extra memory the computation needs (MB = MiB). The time is the median of the following runs that
+did not share the CPUs (other processes used < 10% of a core, read from /proc/stat): at least ``--repeats``
+of them and 1 s in all, up to 20 s of runs. On 2 cores another busy process slows the OpenMP kernels
+many-fold (the CPU flash-attention backward most); times that only had such runs are marked †.
 
 Run it with ``make bench`` (= ``python benchmarks/scaling.py``); it prints a markdown table, the log-log
 slopes of the model's times between 16,384 and 262,144 inputs, and PASS/FAIL lines for the goals. It
@@ -63,12 +66,12 @@ def materialized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) ->
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
 
 
-def make_step(kind: str, side: int):
+def make_step(kind: str, side: int, device: torch.device):
     """A zero-argument function that runs one measured computation of ``kind`` at ``side``² inputs."""
     train = kind.endswith("_train")
     if kind.startswith("model"):
-        model = build_model(side).train(train)
-        x = torch.randn(1, side, side, 3)
+        model = build_model(side).train(train).to(device)
+        x = torch.randn(1, side, side, 3, device=device)
 
         def step() -> None:
             if not train:
@@ -81,8 +84,8 @@ def make_step(kind: str, side: int):
         return step
 
     attention = F.scaled_dot_product_attention if kind.startswith("fused") else materialized_attention
-    q = torch.randn(1, 1, NUM_LATENTS, CHANNELS, requires_grad=train)
-    k, v = (torch.randn(1, 1, side * side, CHANNELS, requires_grad=train) for _ in range(2))
+    q = torch.randn(1, 1, NUM_LATENTS, CHANNELS, device=device, requires_grad=train)
+    k, v = (torch.randn(1, 1, side * side, CHANNELS, device=device, requires_grad=train) for _ in range(2))
 
     def step() -> None:
         if not train:
@@ -96,15 +99,16 @@ def make_step(kind: str, side: int):
     return step
 
 
-def sdpa_backend(side: int, train: bool) -> str:
+def sdpa_backend(side: int, train: bool, device: torch.device) -> str:
     """The SDPA backend PyTorch picks for the cross-attention shapes (private API, so best effort)."""
     try:
         from torch.nn.attention import SDPBackend
 
-        q = torch.zeros(1, 1, NUM_LATENTS, CHANNELS, requires_grad=train)
-        k = torch.zeros(1, 1, side * side, CHANNELS, requires_grad=train)
+        q = torch.zeros(1, 1, NUM_LATENTS, CHANNELS, device=device, requires_grad=train)
+        k = torch.zeros(1, 1, side * side, CHANNELS, device=device, requires_grad=train)
         choice = torch._fused_sdp_choice(q, k, k)
-        names = {int(b.value): b.name for b in (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION)}
+        kinds = ("MATH", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
+        names = {int(getattr(SDPBackend, name).value): name for name in kinds if hasattr(SDPBackend, name)}
         return names.get(int(choice), str(choice))
     except Exception as error:
         return f"unknown ({type(error).__name__})"
@@ -117,6 +121,18 @@ def materialized_estimate_gb(kind: str, side: int) -> float:
 
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def synchronized(step, device: torch.device):
+    """``step`` followed by a wait for the accelerator, so that wall time covers the work."""
+    if device.type != "cuda":
+        return step
+
+    def run() -> None:
+        step()
+        torch.cuda.synchronize(device)
+
+    return run
 
 
 def reset_peak_rss() -> bool:
@@ -142,20 +158,25 @@ def timed(step) -> tuple[float, float]:
     return wall, max(0.0, busy_cpu_s() - busy - (sum(os.times()[:2]) - own))
 
 
-def worker(kind: str, side: int, repeats: int) -> dict:
+def worker(kind: str, side: int, repeats: int, device: torch.device) -> dict:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
     result = {"kind": kind, "side": side, "inputs": side * side}
     if kind.startswith("materialized") and materialized_estimate_gb(kind, side) > MAX_MATERIALIZED_GB:
         return {**result, "skipped": f"needs ~{materialized_estimate_gb(kind, side):.0f} GB"}
-    make_step(kind, 8)()  # warm-up at 64 inputs: loads code pages and thread pools, allocates little
-    step = make_step(kind, side)
-    result["hwm_reset"] = reset_peak_rss()
-    before = max_rss_mb()
-    result["first_s"] = timed(step)[0]
-    result["peak_mb"] = max_rss_mb() - before
-    # Time until `repeats` runs were clean (other processes used < 10% of a core) and 1 s was spent, or
-    # the time budget is gone: on 2 shared cores, another busy process slows the OpenMP kernels many-fold.
+    synchronized(make_step(kind, 8, device), device)()  # warm-up at 64 inputs: code, thread pools, kernels
+    step = synchronized(make_step(kind, side, device), device)
+    if device.type == "cuda":  # accelerator memory: the allocator's peak beyond what is allocated now
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device) / 2**20
+        result["first_s"] = timed(step)[0]
+        result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 - before
+    else:
+        result["hwm_reset"] = reset_peak_rss()
+        before = max_rss_mb()
+        result["first_s"] = timed(step)[0]
+        result["peak_mb"] = max_rss_mb() - before
+    # Until `repeats` clean runs (other processes used < 10% of a core) and 1 s, or the budget is spent.
     runs: list[tuple[float, float]] = []
     while True:
         runs.append(timed(step))
@@ -170,25 +191,22 @@ def worker(kind: str, side: int, repeats: int) -> dict:
         rss_before_mb=before,
     )
     if not kind.startswith("materialized"):
-        result["sdpa_backend"] = sdpa_backend(side, kind.endswith("_train"))
+        result["sdpa_backend"] = sdpa_backend(side, kind.endswith("_train"), device)
     return result
 
 
-def run_worker(kind: str, side: int, repeats: int) -> dict:
+def run_worker(kind: str, side: int, repeats: int, device: str) -> dict:
     command = [sys.executable, __file__, "--worker", kind, "--side", str(side), "--repeats", str(repeats)]
+    command += ["--device", device]
+    failed = {"kind": kind, "side": side, "inputs": side * side}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return {
-            "kind": kind,
-            "side": side,
-            "inputs": side * side,
-            "skipped": f"timed out ({WORKER_TIMEOUT_S} s)",
-        }
+        return {**failed, "skipped": f"timed out ({WORKER_TIMEOUT_S} s)"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         error = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return {"kind": kind, "side": side, "inputs": side * side, "skipped": f"failed: {error}"}
+        return {**failed, "skipped": f"failed: {error}"}
     return json.loads(lines[-1])
 
 
@@ -275,11 +293,12 @@ def main() -> None:
     parser.add_argument("--sides", default="32,64,128,181,256,512", help="image sides; M = side² inputs")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--json", type=Path, help="also save the raw results to this file")
+    parser.add_argument("--device", default="cpu", help="torch device to measure on, e.g. cuda (default: cpu)")
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.side, args.repeats)))
+        print(json.dumps(worker(args.worker, args.side, args.repeats, torch.device(args.device))))
         return
 
     sides = [int(s) for s in args.sides.split(",")]
@@ -289,7 +308,7 @@ def main() -> None:
     for side in sides:
         for kind in KINDS:
             start = time.perf_counter()
-            results[kind, side * side] = r = run_worker(kind, side, args.repeats)
+            results[kind, side * side] = r = run_worker(kind, side, args.repeats, args.device)
             status = r.get("skipped") or f"{cell(r, 'time_s')} s, {cell(r, 'peak_mb')} MB"
             print(
                 f"M={side * side:>7,} {kind:<18} {status}  [{time.perf_counter() - start:.0f} s]",

@@ -93,7 +93,6 @@ def main() -> None:
     x_train, x_test, y_train, y_test = load(args.seed)
     print(f"digits: {len(x_train)} train / {len(x_test)} test images, 8x8 = 64 inputs each, 10 classes")
 
-
     model = build_model()
     print(f"Perceiver IO: {sum(p.numel() for p in model.parameters()):,} parameters")
     start = time.perf_counter()

@@ -4,9 +4,7 @@ import omniperceiver as op
 
 
 def small_classifier(index_shape=(6, 5), in_channels=3, num_classes=7, **encoder) -> op.PerceiverIO:
-    options = dict(
-        num_latents=8, latent_channels=16, num_self_attends_per_block=2, num_self_attention_heads=4
-    )
+    options = dict(num_latents=8, latent_channels=16, num_self_attends_per_block=2, num_self_attention_heads=4)
     options.update(encoder)
     position = op.FourierPositionConfig(num_bands=4)
     config = op.PerceiverIOConfig.classifier(

@@ -9,8 +9,6 @@ from omniperceiver.core import (
     PositionQueryConfig,
 )
 
-LATENTS = torch.randn(2, 8, 16)
-
 
 def decoder(queries, **overrides):
     return DecoderConfig(queries=queries, latent_channels=16, output_channels=3, num_heads=2, **overrides).build()
@@ -25,22 +23,26 @@ QUERIES = [
 
 @pytest.mark.parametrize("queries", QUERIES, ids=["learned", "position", "input"])
 def test_chunked_and_subset_decoding_equal_full_decoding(queries):
+    latents = torch.randn(2, 8, 16)
     model = decoder(queries)
     inputs = torch.randn(2, 40, 12)
-    full = model(LATENTS, inputs)
+    full = model(latents, inputs)
     assert full.shape == (2, model.queries.num_queries(inputs), 3)
-    torch.testing.assert_close(model(LATENTS, inputs, chunk_size=5), full, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(latents, inputs, chunk_size=5), full, atol=1e-6, rtol=0)
     indices = torch.tensor([33, 0, 17, 2, 2])
-    torch.testing.assert_close(model(LATENTS, inputs, indices=indices), full[:, indices], atol=1e-6, rtol=0)
-    torch.testing.assert_close(model(LATENTS, inputs, indices=indices, chunk_size=2), full[:, indices], atol=1e-6, rtol=0)
+    torch.testing.assert_close(model(latents, inputs, indices=indices), full[:, indices], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        model(latents, inputs, indices=indices, chunk_size=2), full[:, indices], atol=1e-6, rtol=0
+    )
 
 
 def test_queries_decode_independently_of_each_other():
+    latents = torch.randn(1, 8, 16)
     model = decoder(QUERIES[2])
     inputs = torch.randn(1, 10, 12)
     changed = inputs.clone()
     changed[:, 3] += 1.0
-    diff = (model(LATENTS[:1], inputs) - model(LATENTS[:1], changed)).abs().amax(-1)[0]
+    diff = (model(latents, inputs) - model(latents, changed)).abs().amax(-1)[0]
     assert diff[3] > 0 and diff[torch.arange(10) != 3].max() == 0
 
 
@@ -51,12 +53,13 @@ def test_position_queries_are_the_position_features():
 
 
 def test_decoder_rejects_bad_latents_and_indices():
+    latents = torch.randn(2, 8, 16)
     model = decoder(QUERIES[0])
     with pytest.raises(ValueError, match=r"latents must have shape \(B, N, D=16\), got \(2, 8, 15\)"):
         model(torch.randn(2, 8, 15), None)
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 37\)"):
-        model(LATENTS, None, indices=torch.tensor([37]))
+        model(latents, None, indices=torch.tensor([37]))
     with pytest.raises(ValueError, match="1-D integer tensor"):
-        model(LATENTS, None, indices=torch.tensor([[1.0]]))
+        model(latents, None, indices=torch.tensor([[1.0]]))
     with pytest.raises(ValueError, match="chunk_size=0 is invalid"):
-        model(LATENTS, None, chunk_size=0)
+        model(latents, None, chunk_size=0)

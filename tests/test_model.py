@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 from helpers import small_classifier
+from safetensors.torch import load_file, save_file
 
 import omniperceiver as op
 from omniperceiver.core import Config
 from omniperceiver.models.pretrained import WEIGHTS_FILE
-from safetensors.torch import load_file, save_file
 
 
 def test_classifier_logits_are_invariant_to_element_order_with_positions_attached():

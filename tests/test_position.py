@@ -89,8 +89,6 @@ def test_rotary_scores_depend_only_on_relative_position():
 
     torch.testing.assert_close(score(5, 2), score(103, 100))
     assert not torch.allclose(score(5, 2), score(5, 3))
-    torch.testing.assert_close(
-        rotary(q, torch.tensor([[7]]))[..., 8:], q[..., 8:]
-    )  # channels beyond 8 untouched
+    torch.testing.assert_close(rotary(q, torch.tensor([[7]]))[..., 8:], q[..., 8:])  # channels beyond 8 untouched
     with pytest.raises(ValueError, match="positive even"):
         RotaryPositionEmbedding(7)

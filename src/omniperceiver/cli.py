@@ -18,7 +18,6 @@ EXAMPLES = """examples:
 """
 
 
-
 def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 

@@ -151,9 +151,7 @@ class PerceiverARCore(nn.Module):
             )
         else:
             n = min(num_latents or c.num_latents, length)
-            require(
-                1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]"
-            )
+            require(1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]")
 
         seen = cache.length if cache is not None else 0
         full_mask = mask
@@ -167,9 +165,7 @@ class PerceiverARCore(nn.Module):
             else:
                 positions = (full_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
         elif positions.shape != (batch, length):
-            raise ValueError(
-                f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}"
-            )
+            raise ValueError(f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}")
 
         latent_positions = positions[:, -n:]
         keys = seen + length

@@ -89,9 +89,7 @@ class Config:
         known = {f.name for f in dataclasses.fields(config_type)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
-                f"unknown {config_type.__name__} fields {unknown}; valid fields: {sorted(known)}"
-            )
+            raise ValueError(f"unknown {config_type.__name__} fields {unknown}; valid fields: {sorted(known)}")
         return config_type(**{key: _decode(value) for key, value in data.items()})
 
     def describe(self) -> str:

@@ -64,9 +64,7 @@ class PerceiverDecoder(nn.Module):
             dropout=c.dropout,
         )
         self.projection = (
-            nn.Identity()
-            if c.output_channels is None
-            else nn.Linear(self.queries.num_channels, c.output_channels)
+            nn.Identity() if c.output_channels is None else nn.Linear(self.queries.num_channels, c.output_channels)
         )
 
     def forward(
@@ -90,9 +88,7 @@ class PerceiverDecoder(nn.Module):
         num_queries = self.queries.num_queries(inputs)
         if indices is not None:
             if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
-                raise ValueError(
-                    f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}"
-                )
+                raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}")
             if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_queries):
                 raise ValueError(f"indices must lie in [0, {num_queries}), the decoder's number of queries")
         if chunk_size is None:

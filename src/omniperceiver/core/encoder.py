@@ -102,9 +102,7 @@ class PerceiverEncoder(nn.Module):
         self.config = c = config
         self.latents = nn.Parameter(torch.empty(c.num_latents, c.latent_channels))
         nn.init.trunc_normal_(self.latents, std=0.02)
-        num_cross_modules = (
-            1 if c.num_cross_attends == 1 else 2 if c.share_cross_attention else c.num_cross_attends
-        )
+        num_cross_modules = 1 if c.num_cross_attends == 1 else 2 if c.share_cross_attention else c.num_cross_attends
         self.cross_attentions = nn.ModuleList(
             CrossAttentionBlock(
                 query_channels=c.latent_channels,
@@ -154,14 +152,10 @@ class PerceiverEncoder(nn.Module):
     def _encode(self, inputs: Tensor, mask: Tensor | None, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
         c = self.config
         if inputs.dim() != 3 or inputs.shape[-1] != c.input_channels:
-            raise ValueError(
-                f"inputs must have shape (B, M, C={c.input_channels}), got {tuple(inputs.shape)}"
-            )
+            raise ValueError(f"inputs must have shape (B, M, C={c.input_channels}), got {tuple(inputs.shape)}")
         if mask is not None:
             if mask.shape[0] != inputs.shape[0]:
-                raise ValueError(
-                    f"mask must have shape (B, M) = {tuple(inputs.shape[:2])}, got {tuple(mask.shape)}"
-                )
+                raise ValueError(f"mask must have shape (B, M) = {tuple(inputs.shape[:2])}, got {tuple(mask.shape)}")
             mask = key_padding_mask(mask, inputs.shape[1])
         checkpointing = c.activation_checkpointing and self.training and torch.is_grad_enabled()
 

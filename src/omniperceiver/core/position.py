@@ -24,9 +24,7 @@ def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: to
     if indices is None:
         return torch.arange(size, device=device)
     if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
-        raise ValueError(
-            f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}"
-        )
+        raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}")
     if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
         raise ValueError(f"indices must lie in [0, {size}) for index shape {tuple(index_shape)}")
     return indices.to(device)
@@ -92,14 +90,10 @@ def fourier_features(
     """Fourier features of coordinates (M, d) in [-1, 1], in the reference layout:
     [coordinates (d) | sin(pi·f·x) (d·K) | cos(pi·f·x) (d·K)], frequencies ``linspace(1, res_i / 2, K)``
     per dimension, dimension-major."""
-    bands = torch.stack(
-        [torch.linspace(1.0, res / 2, num_bands, device=coordinates.device) for res in max_resolution]
-    )
+    bands = torch.stack([torch.linspace(1.0, res / 2, num_bands, device=coordinates.device) for res in max_resolution])
     scaled = (coordinates[:, :, None] * bands[None]).flatten(1)  # (M, d·K)
     features = (
-        [torch.sin(math.pi * scaled)]
-        if sine_only
-        else [torch.sin(math.pi * scaled), torch.cos(math.pi * scaled)]
+        [torch.sin(math.pi * scaled)] if sine_only else [torch.sin(math.pi * scaled), torch.cos(math.pi * scaled)]
     )
     if concat_pos:
         features.insert(0, coordinates)
@@ -226,9 +220,7 @@ class SinusoidalPositionEncoding(PositionEncoding):
         self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
     ) -> Tensor:
         shape = self._check_rank(index_shape or self.index_shape)
-        return sinusoidal_features(
-            _flat_indices(shape, indices, device), self.config.channels, self.config.base
-        )
+        return sinusoidal_features(_flat_indices(shape, indices, device), self.config.channels, self.config.base)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,9 +59,7 @@ def from_pretrained(directory: str | os.PathLike) -> nn.Module:
     config = Config.from_json((directory / CONFIG_FILE).read_text())
     build = getattr(config, "build", None)
     if build is None:
-        raise ValueError(
-            f"{directory / CONFIG_FILE} holds a {type(config).__name__}, which describes no model"
-        )
+        raise ValueError(f"{directory / CONFIG_FILE} holds a {type(config).__name__}, which describes no model")
     model = build()
     load_weights(model, directory / WEIGHTS_FILE)
     return model.eval()
@@ -76,9 +74,7 @@ class PretrainedModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
-        _atomic_write(
-            directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"})
-        )
+        _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
         _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(self.config.to_json() + "\n"))
 
     @classmethod
