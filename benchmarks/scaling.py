@@ -6,7 +6,7 @@ Measures, for M = side² inputs (default sides 32, 64, 128, 181, 256, 512, i.e. 
   channels, 1 cross-attention head, 2 latent self-attention layers, 1000 classes: forward time under
   ``torch.inference_mode`` (eval mode) and forward+backward time (train mode, loss = logits.sum());
 * the encoder's cross-attention shapes alone, q (1, 1, 512, 261) over k, v (1, 1, M, 261): the fused
-  ``F.scaled_dot_product_attention`` against a materialized ``softmax(q kᵀ / √d) v``, forward and
+  primitive ``omniperceiver.core.attend`` (SDPA) against a materialized ``softmax(q kᵀ / √d) v``, forward and
   forward+backward (q, k, v requiring grad);
 
 and the peak memory of each. Every measurement runs in its own process: after building the model and the
@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+from omniperceiver.core.attention import attend, pad_head_channels
 
 KINDS = ("model_fwd", "model_train", "fused_fwd", "fused_train", "materialized_fwd", "materialized_train")
 NUM_LATENTS, CHANNELS = 512, 261  # the cross-attention's queries and head dim (3 RGB + 2·(1 + 2·64))
@@ -62,6 +63,11 @@ def build_model(side: int) -> torch.nn.Module:
     return cfg.build()
 
 
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The library's primitive: SDPA, with head channels padded where the fused kernels need it."""
+    return attend(q, k, v)[0]
+
+
 def materialized_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
 
@@ -83,7 +89,7 @@ def make_step(kind: str, side: int, device: torch.device):
 
         return step
 
-    attention = F.scaled_dot_product_attention if kind.startswith("fused") else materialized_attention
+    attention = fused_attention if kind.startswith("fused") else materialized_attention
     q = torch.randn(1, 1, NUM_LATENTS, CHANNELS, device=device, requires_grad=train)
     k, v = (torch.randn(1, 1, side * side, CHANNELS, device=device, requires_grad=train) for _ in range(2))
 
@@ -106,7 +112,7 @@ def sdpa_backend(side: int, train: bool, device: torch.device) -> str:
 
         q = torch.zeros(1, 1, NUM_LATENTS, CHANNELS, device=device, requires_grad=train)
         k = torch.zeros(1, 1, side * side, CHANNELS, device=device, requires_grad=train)
-        choice = torch._fused_sdp_choice(q, k, k)
+        choice = torch._fused_sdp_choice(*pad_head_channels(q, k, k))
         kinds = ("MATH", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
         names = {int(getattr(SDPBackend, name).value): name for name in kinds if hasattr(SDPBackend, name)}
         return names.get(int(choice), str(choice))

@@ -20,6 +20,16 @@ def test_attend_equals_materialized_softmax():
     torch.testing.assert_close(out, materialized(q, k, v), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("qk_channels", "v_channels"), [(261, 261), (13, 7), (64, 20)])
+def test_attend_handles_unaligned_head_channels(qk_channels, v_channels):
+    # on CUDA these are zero-padded to multiples of 8 so that a fused kernel runs
+    q, k, v = torch.randn(2, 1, 16, qk_channels), torch.randn(2, 1, 40, qk_channels), torch.randn(2, 1, 40, v_channels)
+    mask = key_padding_mask(torch.arange(40) < torch.tensor([[40], [25]]), 40)
+    out, _ = attend(q, k, v, mask=mask)
+    assert out.shape == (2, 1, 16, v_channels)
+    torch.testing.assert_close(out, materialized(q, k, v, mask), atol=1e-5, rtol=1e-4)
+
+
 def test_key_padding_mask_ignores_masked_keys_exactly():
     q, k, v = torch.randn(2, 1, 4, 8), torch.randn(2, 1, 6, 8), torch.randn(2, 1, 6, 8)
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])

@@ -36,7 +36,7 @@ def test_fourier_features_equal_transformers():
             num_bands=16, max_resolution=(56, 40), concat_pos=concat_pos, sine_only=sine_only
         )(index_dims=(28, 20), batch_size=2, device=torch.device("cpu"), dtype=torch.float32)
         # the reference drops the batch dimension when concat_pos is off
-        torch.testing.assert_close(ours, reference.reshape(-1, *ours.shape)[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(ours, reference.reshape(-1, *ours.shape)[0].to(ours.device), atol=1e-6, rtol=0)
 
 
 def test_fourier_subset_and_other_sizes():

@@ -39,6 +39,23 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
     return torch.arange(num_keys, device=device)[None, :] <= query_pos
 
 
+def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """On CUDA, zero-pad the head channels of q, k (d) and v (dv) to multiples of 8.
+
+    SDPA's fused CUDA kernels need aligned head channels; without them it falls back to its math kernel,
+    which materializes the (B, H, O, M) probabilities. Zero channels add nothing to q·k, and the extra output
+    channels that v's padding produces are cut off by the caller. The CPU kernel takes any width as it is.
+    """
+    if not q.is_cuda:
+        return q, k, v
+    pad_qk, pad_v = -q.shape[-1] % 8, -v.shape[-1] % 8
+    if pad_qk:
+        q, k = F.pad(q, (0, pad_qk)), F.pad(k, (0, pad_qk))
+    if pad_v:
+        v = F.pad(v, (0, pad_v))
+    return q, k, v
+
+
 def attend(
     q: Tensor,
     k: Tensor,
@@ -69,7 +86,10 @@ def attend(
             weights = weights * visible
         out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
         return out, weights
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+    scale, head_channels = 1.0 / math.sqrt(q.shape[-1]), v.shape[-1]
+    q, k, v = pad_head_channels(q, k, v)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
+    out = out[..., :head_channels]
     if visible is not None:
         out = out * visible
     return out, None
