@@ -1,0 +1,17 @@
+"""The README's code example runs as written."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks, "README.md has no python example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    assert tuple(namespace["logits"].shape) == (2, 1000)
+    assert (tmp_path / "my-model" / "model.safetensors").is_file()
+    assert namespace["same"].config == namespace["model"].config
