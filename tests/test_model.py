@@ -138,3 +138,15 @@ def test_value_projection_runs_before_the_position_features():
     inputs, _ = adapter(x)
     torch.testing.assert_close(inputs[..., :6], adapter.projection(x.flatten(1, 2)))
     torch.testing.assert_close(inputs[0, :, 6:], op.FourierPositionConfig(num_bands=2).build((4, 3))())
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    model = small_classifier(num_blocks=2, cross_attend_every=1).eval()
+    x = torch.randn(4, 6, 5, 3)
+    mask = torch.ones(4, 6, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    reference = model(x, mask)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        low = model(x, mask)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - reference).abs().max() <= 0.03 * reference.abs().max()

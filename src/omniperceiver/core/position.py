@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from omniperceiver.core.config import Config, require, require_positive
 
+Device = torch.device | str | None
 
-def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: torch.device | None) -> Tensor:
+
+def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: Device) -> Tensor:
     size = math.prod(index_shape)
     if indices is None:
         return torch.arange(size, device=device)
@@ -31,7 +33,7 @@ def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: to
 
 
 def grid_coordinates(
-    index_shape: Sequence[int], indices: Tensor | None = None, *, normalize: bool = True, device=None
+    index_shape: Sequence[int], indices: Tensor | None = None, *, normalize: bool = True, device: Device = None
 ) -> Tensor:
     """Coordinates (M, d) of the flat positions of ``index_shape``: ``linspace(-1, 1, n_i)`` per dimension
     when ``normalize`` (the reference's layout), integer indices otherwise."""
@@ -116,7 +118,7 @@ class FourierPositionEncoding(PositionEncoding):
         )
 
     def forward(
-        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None
     ) -> Tensor:
         shape = self._check_rank(index_shape or self.index_shape)
         c = self.config
@@ -165,7 +167,7 @@ class LearnedPositionEncoding(PositionEncoding):
         nn.init.trunc_normal_(self.embedding, std=0.02)
 
     def forward(
-        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None
     ) -> Tensor:
         shape = self._check_rank(index_shape or self.index_shape)
         if shape != self.index_shape:
@@ -217,7 +219,7 @@ class SinusoidalPositionEncoding(PositionEncoding):
         )
 
     def forward(
-        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None
     ) -> Tensor:
         shape = self._check_rank(index_shape or self.index_shape)
         return sinusoidal_features(_flat_indices(shape, indices, device), self.config.channels, self.config.base)
@@ -247,7 +249,7 @@ class CoordinatePositionEncoding(PositionEncoding):
     config: CoordinatePositionConfig
 
     def forward(
-        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device=None
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None
     ) -> Tensor:
         shape = self._check_rank(index_shape or self.index_shape)
         return grid_coordinates(shape, indices, normalize=self.config.normalize, device=device)
