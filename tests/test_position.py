@@ -92,3 +92,21 @@ def test_rotary_scores_depend_only_on_relative_position():
     torch.testing.assert_close(rotary(q, torch.tensor([[7]]))[..., 8:], q[..., 8:])  # channels beyond 8 untouched
     with pytest.raises(ValueError, match="positive even"):
         RotaryPositionEmbedding(7)
+
+
+def test_features_are_cached_for_fixed_encodings_only():
+    fourier = FourierPositionConfig(num_bands=3).build((4, 5))
+    with torch.inference_mode():  # a cache filled here must still serve autograd later
+        first = fourier.features((4, 5), dtype=torch.float32)
+    assert fourier.features((4, 5), dtype=torch.float32) is first
+    torch.testing.assert_close(first, fourier())
+    x = torch.randn(20, 2, requires_grad=True)
+    torch.cat([x, first], dim=-1).square().sum().backward()
+    assert fourier.features((6, 5), dtype=torch.float32).shape == (30, fourier.num_channels)
+    assert fourier.features((4, 5), dtype=torch.float64).dtype == torch.float64
+    learned = LearnedPositionConfig(channels=3).build((4, 5))
+    assert learned.features((4, 5), dtype=torch.float32).requires_grad
+    before = learned.features((4, 5), dtype=torch.float32).detach().clone()
+    with torch.no_grad():
+        learned.embedding.add_(1.0)
+    torch.testing.assert_close(learned.features((4, 5), dtype=torch.float32), before + 1.0)  # never stale

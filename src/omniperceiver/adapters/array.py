@@ -45,7 +45,7 @@ class ArrayInputAdapter(InputAdapter):
         if self.projection is not None:
             inputs = self.projection(inputs)
         if self.position is not None:
-            features = self.position(index_shape, device=x.device).to(x.dtype)
+            features = self.position.features(index_shape, device=x.device, dtype=x.dtype)
             inputs = torch.cat([inputs, features.expand(x.shape[0], -1, -1)], dim=-1)
         if mask is not None:
             if mask.dtype != torch.bool or tuple(mask.shape) != tuple(x.shape[:-1]):

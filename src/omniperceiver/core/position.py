@@ -54,6 +54,7 @@ class PositionEncoding(nn.Module):
         super().__init__()
         self.config = config
         self.index_shape = tuple(index_shape)
+        self._cache: tuple[tuple, Tensor] | None = None
         require(
             len(self.index_shape) > 0 and all(isinstance(n, int) and n > 0 for n in self.index_shape),
             "index_shape",
@@ -64,6 +65,22 @@ class PositionEncoding(nn.Module):
     @property
     def num_channels(self) -> int:
         return self.config.num_channels(len(self.index_shape))
+
+    def features(
+        self, index_shape: Sequence[int], *, device: Device = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """Features (M, F) of every position of ``index_shape`` as ``dtype``.
+
+        Encodings without parameters compute them once per (shape, device, dtype) and reuse them: at large
+        inputs the sines and cosines cost a noticeable share of a forward pass. Learned ones are never cached.
+        """
+        key = (tuple(index_shape), torch.device(device) if device is not None else None, dtype)
+        if next(self.parameters(), None) is not None or torch.compiler.is_compiling():
+            return self(index_shape, device=device).to(dtype)
+        if self._cache is None or self._cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable with autograd later
+                self._cache = (key, self(index_shape, device=device).to(dtype))
+        return self._cache[1]
 
     def _check_rank(self, index_shape: Sequence[int]) -> tuple[int, ...]:
         if len(index_shape) != len(self.index_shape):
