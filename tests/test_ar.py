@@ -93,6 +93,11 @@ def test_ar_config_and_input_errors():
         ar_core(num_heads=5)
     with pytest.raises(ValueError, match=r"rotary_channels=3 is invalid"):
         ar_core(rotary_channels=3)
+    for bad in (0, 97):
+        with pytest.raises(
+            ValueError, match=rf"num_latents={bad} is invalid: expected None or an integer in \[1, 96\]"
+        ):
+            ar_core()(torch.randn(1, 5, 32), num_latents=bad)
     with pytest.raises(ValueError, match=r"x must have shape \(B, L, D=32\), got \(1, 5, 31\)"):
         ar_core()(torch.randn(1, 5, 31))
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(B, L\) = \(1, 5\)"):

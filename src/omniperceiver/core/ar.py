@@ -150,8 +150,13 @@ class PerceiverARCore(nn.Module):
                 f"at most num_latents ({c.num_latents}) new positions per cached step",
             )
         else:
+            require(
+                num_latents is None or 1 <= num_latents <= c.num_latents,
+                "num_latents",
+                num_latents,
+                f"None or an integer in [1, {c.num_latents}]",
+            )
             n = min(num_latents or c.num_latents, length)
-            require(1 <= n <= c.num_latents, "num_latents", num_latents, f"an integer in [1, {c.num_latents}]")
 
         seen = cache.length if cache is not None else 0
         full_mask = mask
