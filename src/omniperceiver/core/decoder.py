@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.blocks import CrossAttentionBlock
 from omniperceiver.core.config import Config, check_heads, require_optional_positive, require_positive
+from omniperceiver.core.position import check_indices
 from omniperceiver.core.queries import QueryConfig
 
 
@@ -87,10 +88,7 @@ class PerceiverDecoder(nn.Module):
             )
         num_queries = self.queries.num_queries(inputs)
         if indices is not None:
-            if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
-                raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} {tuple(indices.shape)}")
-            if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= num_queries):
-                raise ValueError(f"indices must lie in [0, {num_queries}), the decoder's number of queries")
+            check_indices(indices, num_queries, "the decoder's number of queries")
         if chunk_size is None:
             return self._decode(latents, inputs, indices)
         require_positive(chunk_size=chunk_size)

@@ -21,14 +21,19 @@ from omniperceiver.core.config import Config, require, require_positive
 Device = torch.device | str | None
 
 
+def check_indices(indices: Tensor, size: int, what: str) -> None:
+    """Raise ValueError unless ``indices`` is a 1-D integer tensor of flat positions in [0, size)."""
+    if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
+        raise ValueError(f"indices must lie in [0, {size}), {what}")
+
+
 def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: Device) -> Tensor:
     size = math.prod(index_shape)
     if indices is None:
         return torch.arange(size, device=device)
-    if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
-        raise ValueError(f"indices must lie in [0, {size}) for index shape {tuple(index_shape)}")
+    check_indices(indices, size, f"the positions of index shape {tuple(index_shape)}")
     return indices.to(device)
 
 
