@@ -24,7 +24,7 @@ def test_attend_equals_materialized_softmax():
 def test_attend_handles_unaligned_head_channels(qk_channels, v_channels):
     # on CUDA these are zero-padded to multiples of 8 so that a fused kernel runs
     q, k, v = torch.randn(2, 1, 16, qk_channels), torch.randn(2, 1, 40, qk_channels), torch.randn(2, 1, 40, v_channels)
-    mask = key_padding_mask(torch.arange(40) < torch.tensor([[40], [25]]), 40)
+    mask = key_padding_mask(torch.arange(40) < torch.tensor([[40], [25]]), 2, 40)
     out, _ = attend(q, k, v, mask=mask)
     assert out.shape == (2, 1, 16, v_channels)
     torch.testing.assert_close(out, materialized(q, k, v, mask), atol=1e-5, rtol=1e-4)
@@ -33,12 +33,12 @@ def test_attend_handles_unaligned_head_channels(qk_channels, v_channels):
 def test_key_padding_mask_ignores_masked_keys_exactly():
     q, k, v = torch.randn(2, 1, 4, 8), torch.randn(2, 1, 6, 8), torch.randn(2, 1, 6, 8)
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
-    out, _ = attend(q, k, v, mask=key_padding_mask(mask, 6))
+    out, _ = attend(q, k, v, mask=key_padding_mask(mask, 2, 6))
     alone, _ = attend(q[1:], k[1:, :, :3], v[1:, :, :3])
     torch.testing.assert_close(out[1:], alone, atol=1e-6, rtol=1e-5)
     k2, v2 = k.clone(), v.clone()
     k2[1, :, 3:], v2[1, :, 3:] = 1e4, -1e4  # garbage in padded keys changes nothing
-    out2, _ = attend(q, k2, v2, mask=key_padding_mask(mask, 6))
+    out2, _ = attend(q, k2, v2, mask=key_padding_mask(mask, 2, 6))
     torch.testing.assert_close(out, out2)
 
 
@@ -61,7 +61,7 @@ def test_fully_masked_rows_are_zero_with_finite_gradients():
 
 def test_need_weights_returns_probabilities_matching_the_fused_output():
     q, k, v = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
-    mask = key_padding_mask(torch.tensor([[True, True, False, True, False, True]]), 6)
+    mask = key_padding_mask(torch.tensor([[True, True, False, True, False, True]]), 1, 6)
     fused, _ = attend(q, k, v, mask=mask)
     out, weights = attend(q, k, v, mask=mask, need_weights=True)
     torch.testing.assert_close(out, fused, atol=1e-6, rtol=1e-5)
@@ -80,7 +80,7 @@ def test_causal_mask_with_offset_right_aligns_queries():
 
 def test_causal_and_padding_masks_compose():
     q, k, v = torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
-    mask = causal_mask(3, 3) & key_padding_mask(torch.tensor([[False, True, True]]), 3)
+    mask = causal_mask(3, 3) & key_padding_mask(torch.tensor([[False, True, True]]), 1, 3)
     out, weights = attend(q, k, v, mask=mask, need_weights=True)
     assert out[0, 0, 0].abs().max() == 0  # the padded first position sees no key
     torch.testing.assert_close(weights[0, 0, 1], torch.tensor([0.0, 1.0, 0.0]))
@@ -90,14 +90,15 @@ def test_causal_and_padding_masks_compose():
 @pytest.mark.parametrize(
     ("mask", "message"),
     [
-        (torch.ones(2, 6), "bool tensor"),
-        (torch.ones(2, 5, dtype=torch.bool), r"\(B, M\) = \(B, 6\), got \(2, 5\)"),
-        (torch.ones(2, 1, 6, dtype=torch.bool), r"got \(2, 1, 6\)"),
+        (torch.ones(2, 6), r"bool tensor of shape \(B, M\) = \(2, 6\), got torch.float32"),
+        (torch.ones(2, 5, dtype=torch.bool), r"\(B, M\) = \(2, 6\), got torch.bool of shape \(2, 5\)"),
+        (torch.ones(2, 1, 6, dtype=torch.bool), r"of shape \(2, 1, 6\)"),
+        (torch.ones(3, 6, dtype=torch.bool), r"= \(2, 6\), got torch.bool of shape \(3, 6\)"),
     ],
 )
 def test_bad_padding_masks_are_rejected(mask, message):
     with pytest.raises(ValueError, match=message):
-        key_padding_mask(mask, 6)
+        key_padding_mask(mask, 2, 6)
 
 
 def test_multi_head_attention_checks_head_divisibility():

@@ -147,9 +147,13 @@ def test_invalid_configs_name_the_field(overrides, message):
     [
         (torch.randn(2, 10), None, r"inputs must have shape \(B, M, C=12\), got \(2, 10\)"),
         (torch.randn(2, 10, 11), None, r"C=12\), got \(2, 10, 11\)"),
-        (torch.randn(2, 10, 12), torch.ones(2, 9, dtype=torch.bool), r"\(B, M\) = \(B, 10\), got \(2, 9\)"),
-        (torch.randn(2, 10, 12), torch.ones(2, 10), r"bool tensor .* got dtype torch.float32"),
-        (torch.randn(2, 10, 12), torch.ones(3, 10, dtype=torch.bool), r"\(2, 10\), got \(3, 10\)"),
+        (
+            torch.randn(2, 10, 12),
+            torch.ones(2, 9, dtype=torch.bool),
+            r"\(B, M\) = \(2, 10\), got torch.bool of shape \(2, 9\)",
+        ),
+        (torch.randn(2, 10, 12), torch.ones(2, 10), r"bool tensor .* got torch.float32"),
+        (torch.randn(2, 10, 12), torch.ones(3, 10, dtype=torch.bool), r"\(2, 10\), got torch.bool of shape \(3, 10\)"),
     ],
 )
 def test_bad_inputs_name_expected_and_actual_shapes(inputs, mask, message):

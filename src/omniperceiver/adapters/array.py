@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
+from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import require, require_optional_positive, require_positive
 from omniperceiver.core.position import PositionConfig
 
@@ -48,11 +49,7 @@ class ArrayInputAdapter(InputAdapter):
             features = self.position.features(index_shape, device=x.device, dtype=x.dtype)
             inputs = torch.cat([inputs, features.expand(x.shape[0], -1, -1)], dim=-1)
         if mask is not None:
-            if mask.dtype != torch.bool or tuple(mask.shape) != tuple(x.shape[:-1]):
-                raise ValueError(
-                    f"mask must be a bool tensor of shape (B, *index_shape) = {tuple(x.shape[:-1])}, "
-                    f"got {mask.dtype} of shape {tuple(mask.shape)}"
-                )
+            check_mask(mask, "(B, *index_shape)", tuple(x.shape[:-1]))
             mask = mask.flatten(1)
         return inputs, mask
 

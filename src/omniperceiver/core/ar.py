@@ -13,7 +13,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from omniperceiver.core.attention import causal_mask
+from omniperceiver.core.attention import causal_mask, check_mask
 from omniperceiver.core.blocks import CrossAttentionBlock, SelfAttentionBlock
 from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
 from omniperceiver.core.kv_cache import KVCache
@@ -137,10 +137,8 @@ class PerceiverARCore(nn.Module):
         if x.dim() != 3 or x.shape[-1] != c.channels:
             raise ValueError(f"x must have shape (B, L, D={c.channels}), got {tuple(x.shape)}")
         batch, length = x.shape[:2]
-        if mask is not None and (mask.dtype != torch.bool or mask.shape != (batch, length)):
-            raise ValueError(
-                f"mask must be a bool tensor of shape (B, L) = {(batch, length)}, got {mask.dtype} {tuple(mask.shape)}"
-            )
+        if mask is not None:
+            check_mask(mask, "(B, L)", (batch, length))
         if cache is not None and cache.length:
             n = length
             require(

@@ -18,15 +18,19 @@ from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
-def key_padding_mask(mask: Tensor, num_keys: int) -> Tensor:
-    """Turn an input padding mask (B, M) into an attention mask (B, 1, 1, M).
+def check_mask(mask: Tensor, layout: str, shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``mask`` is a bool tensor (True = real / may be attended) of ``shape``,
+    whose dimensions ``layout`` names, e.g. "(B, M)"."""
+    if mask.dtype != torch.bool or tuple(mask.shape) != tuple(shape):
+        raise ValueError(
+            f"mask must be a bool tensor of shape {layout} = {tuple(shape)}, got {mask.dtype} of shape "
+            f"{tuple(mask.shape)}"
+        )
 
-    Raises ValueError when the mask is not boolean or does not have M = ``num_keys`` columns.
-    """
-    if mask.dtype != torch.bool:
-        raise ValueError(f"mask must be a bool tensor (True = attend), got dtype {mask.dtype}")
-    if mask.dim() != 2 or mask.shape[1] != num_keys:
-        raise ValueError(f"mask must have shape (B, M) = (B, {num_keys}), got {tuple(mask.shape)}")
+
+def key_padding_mask(mask: Tensor, batch_size: int, num_keys: int) -> Tensor:
+    """Check an input padding mask (B, M) and turn it into an attention mask (B, 1, 1, M)."""
+    check_mask(mask, "(B, M)", (batch_size, num_keys))
     return mask[:, None, None, :]
 
 

@@ -154,9 +154,7 @@ class PerceiverEncoder(nn.Module):
         if inputs.dim() != 3 or inputs.shape[-1] != c.input_channels:
             raise ValueError(f"inputs must have shape (B, M, C={c.input_channels}), got {tuple(inputs.shape)}")
         if mask is not None:
-            if mask.shape[0] != inputs.shape[0]:
-                raise ValueError(f"mask must have shape (B, M) = {tuple(inputs.shape[:2])}, got {tuple(mask.shape)}")
-            mask = key_padding_mask(mask, inputs.shape[1])
+            mask = key_padding_mask(mask, *inputs.shape[:2])
         checkpointing = c.activation_checkpointing and self.training and torch.is_grad_enabled()
 
         def run(module: nn.Module, *args, **kwargs):

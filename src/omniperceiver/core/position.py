@@ -79,9 +79,9 @@ class PositionEncoding(nn.Module):
         Encodings without parameters compute them once per (shape, device, dtype) and reuse them: at large
         inputs the sines and cosines cost a noticeable share of a forward pass. Learned ones are never cached.
         """
-        key = (tuple(index_shape), torch.device(device) if device is not None else None, dtype)
         if next(self.parameters(), None) is not None or torch.compiler.is_compiling():
             return self(index_shape, device=device).to(dtype)
+        key = (tuple(index_shape), torch.device(device) if device is not None else None, dtype)
         if self._cache is None or self._cache[0] != key:
             with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable with autograd later
                 self._cache = (key, self(index_shape, device=device).to(dtype))
