@@ -62,6 +62,11 @@ def test_cached_self_attention_window_slides_at_num_latents():
         out = model(x[:, t : t + 1], cache=cache)
         assert torch.isfinite(out).all()
         assert len(cache.layers[0]) == 8 and cache.length == t + 1
+    # the window holds exactly the last 8 latents: the first layer's keys equal a fresh prompt's over them
+    fresh = model.new_cache()
+    model(x, num_latents=8, cache=fresh)
+    torch.testing.assert_close(cache.layers[0].keys, fresh.layers[0].keys, atol=2e-5, rtol=0)
+    torch.testing.assert_close(cache.cross.keys, fresh.cross.keys, atol=2e-5, rtol=0)
 
 
 def test_left_padded_batch_equals_each_sequence_alone():
