@@ -20,6 +20,9 @@ def test_info_describes_a_model_directory(tmp_path, capsys):
 
 def test_info_reports_a_missing_directory(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing")]) == 1
+    assert "missing is neither a model directory nor a Hub id" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 1
     assert "is not an omniperceiver model directory: config.json is missing" in capsys.readouterr().err
 
 

@@ -65,7 +65,7 @@ def test_loading_refuses_weights_that_do_not_fit(tmp_path):
     )
     with pytest.raises(ValueError, match=message):
         op.from_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not an omniperceiver model directory"):
+    with pytest.raises(FileNotFoundError, match="neither a model directory nor a Hub id"):
         op.from_pretrained(tmp_path / "nowhere")
 
 

@@ -10,7 +10,8 @@ from omniperceiver.core import (
     LearnedQueryConfig,
     PerceiverARCore,
 )
-from omniperceiver.models import PerceiverIO, PerceiverIOConfig, from_pretrained
+from omniperceiver.loading import from_pretrained
+from omniperceiver.models import PerceiverIO, PerceiverIOConfig
 from omniperceiver.outputs import ClassificationOutputConfig
 
 __version__ = "0.1.0"

@@ -10,10 +10,12 @@ from torch import nn
 
 import omniperceiver
 from omniperceiver.core.config import Config
-from omniperceiver.models.pretrained import from_pretrained
+from omniperceiver.loading import from_pretrained
 
 EXAMPLES = """examples:
-  omniperceiver info runs/digits        describe a saved model directory
+  omniperceiver info runs/digits                          describe a model directory
+  omniperceiver convert hf vision-perceiver-conv models/conv  convert a transformers checkpoint
+  omniperceiver predict models/conv cat.jpg dog.png       top-5 classes of two images
   omniperceiver --version
 """
 
@@ -22,17 +24,33 @@ def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def info(directory: str) -> None:
+def info(args: argparse.Namespace) -> None:
     """Print what a model directory holds: its parts, their configs and parameter counts."""
-    model = from_pretrained(directory)
-    print(f"{directory}: {type(model).__name__}, {_count(model):,} parameters")
+    model = from_pretrained(args.model_dir)
+    print(f"{args.model_dir}: {type(model).__name__}, {_count(model):,} parameters")
     for name, child in model.named_children():
         config = getattr(child, "config", None)
         description = config.describe() if isinstance(config, Config) else type(child).__name__
         print(f"  {name:<15} {_count(child):>12,}  {description}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def convert(args: argparse.Namespace) -> None:
+    """Convert a transformers Perceiver directory (or Hub id) into an omniperceiver model directory."""
+    model = from_pretrained(args.source)
+    model.save_pretrained(args.output)
+    print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
+
+
+def _parser() -> argparse.ArgumentParser:
+    def command(name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
     parser = argparse.ArgumentParser(
         prog="omniperceiver",
         description="Perceiver, Perceiver IO and Perceiver AR for every modality.",
@@ -41,20 +59,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"omniperceiver {omniperceiver.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    info_parser = commands.add_parser(
+    info_parser = command(
         "info",
-        help="describe a saved model directory",
-        description="Describe a model directory written by save_pretrained (config.json + model.safetensors).",
-        epilog="example:\n  omniperceiver info runs/digits",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "describe a model directory",
+        "Describe a model: an omniperceiver directory (config.json + model.safetensors) or a transformers one.",
+        "omniperceiver info runs/digits",
     )
     info_parser.add_argument("model_dir", metavar="MODEL_DIR")
+    info_parser.set_defaults(run=info)
+    convert_parser = command(
+        "convert",
+        "convert a checkpoint from another format",
+        "Convert a checkpoint into an omniperceiver model directory with identical outputs.",
+        "omniperceiver convert hf ./vision-perceiver-conv models/conv",
+    )
+    convert_parser.add_argument("format", choices=["hf"], help="hf: a transformers Perceiver directory or Hub id")
+    convert_parser.add_argument("source", metavar="SRC", help="directory with config.json + weights, or a Hub id")
+    convert_parser.add_argument("output", metavar="OUT", help="the omniperceiver model directory to write")
+    convert_parser.set_defaults(run=convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        info(args.model_dir)
+        args.run(args)
     except (FileNotFoundError, ValueError) as error:
         print(f"omniperceiver: error: {error}", file=sys.stderr)
         return 1

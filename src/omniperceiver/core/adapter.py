@@ -39,13 +39,19 @@ class InputAdapterConfig(Config):
 
 
 class OutputAdapter(nn.Module):
-    """Base: decoder outputs (B, O, K) -> the task's output."""
+    """Base: decoder outputs (B, O, K) -> the task's output.
 
-    def forward(self, outputs: Tensor) -> Tensor:
+    ``indices`` (O,) are the flat output indices the rows were decoded for (None: all outputs, in order), so
+    that an adapter can tell a full decode, whose rows it may reshape, from a subset.
+    """
+
+    def forward(self, outputs: Tensor, indices: Tensor | None = None) -> Tensor | dict[str, Tensor]:
         raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
 class OutputAdapterConfig(Config):
-    def build(self) -> OutputAdapter:
+    def build(self, input_adapter: InputAdapter) -> OutputAdapter:
+        """Make the adapter; ``input_adapter`` is the model's, for outputs that share its weights (tied
+        token embeddings)."""
         raise NotImplementedError

@@ -38,17 +38,27 @@ def _flat_indices(index_shape: Sequence[int], indices: Tensor | None, device: De
 
 
 def grid_coordinates(
-    index_shape: Sequence[int], indices: Tensor | None = None, *, normalize: bool = True, device: Device = None
+    index_shape: Sequence[int],
+    indices: Tensor | None = None,
+    *,
+    normalize: bool = True,
+    endpoint: bool = True,
+    device: Device = None,
 ) -> Tensor:
     """Coordinates (M, d) of the flat positions of ``index_shape``: ``linspace(-1, 1, n_i)`` per dimension
-    when ``normalize`` (the reference's layout), integer indices otherwise."""
+    when ``normalize`` (the reference's layout), ``-1 + 2·i / n_i`` (no endpoint, the grid of the reference's
+    subsampled decoding) when ``endpoint`` is off, integer indices when ``normalize`` is off."""
     flat = _flat_indices(index_shape, indices, device)
     columns = []
     for dim, n in enumerate(index_shape):
         stride = math.prod(index_shape[dim + 1 :])
         index = torch.div(flat, stride, rounding_mode="floor") % n
-        axis = torch.linspace(-1.0, 1.0, n, device=device) if normalize else torch.arange(n, device=device)
-        columns.append(axis.float()[index])
+        if not normalize:
+            columns.append(index.float())
+        elif endpoint:
+            columns.append(torch.linspace(-1.0, 1.0, n, device=device)[index])
+        else:
+            columns.append(-1 + 2 * index / n)
     return torch.stack(columns, dim=-1)
 
 
@@ -145,7 +155,7 @@ class FourierPositionEncoding(PositionEncoding):
         shape = self._check_rank(index_shape or self.index_shape)
         c = self.config
         return fourier_features(
-            grid_coordinates(shape, indices, device=device),
+            grid_coordinates(shape, indices, endpoint=c.endpoint, device=device),
             c.num_bands,
             self.max_resolution,
             concat_pos=c.concat_pos,
@@ -156,12 +166,14 @@ class FourierPositionEncoding(PositionEncoding):
 @dataclasses.dataclass(frozen=True)
 class FourierPositionConfig(PositionConfig):
     """Fourier features with ``num_bands`` frequencies per dimension up to ``max_resolution / 2`` (defaults
-    to the index shape); ``concat_pos`` prepends the raw coordinates, ``sine_only`` drops the cosines."""
+    to the index shape); ``concat_pos`` prepends the raw coordinates, ``sine_only`` drops the cosines;
+    ``endpoint=False`` places positions at ``-1 + 2·i / n`` instead of ``linspace(-1, 1, n)``."""
 
     num_bands: int
     max_resolution: tuple[int, ...] | None = None
     concat_pos: bool = True
     sine_only: bool = False
+    endpoint: bool = True
 
     def __post_init__(self) -> None:
         require_positive(num_bands=self.num_bands)
@@ -213,6 +225,40 @@ class LearnedPositionConfig(PositionConfig):
 
     def build(self, index_shape: Sequence[int]) -> LearnedPositionEncoding:
         return LearnedPositionEncoding(self, index_shape)
+
+
+class ProjectedPositionEncoding(PositionEncoding):
+    """Another encoding's features followed by a learned Linear(F -> ``channels``)."""
+
+    config: ProjectedPositionConfig
+
+    def __init__(self, config: ProjectedPositionConfig, index_shape: Sequence[int]) -> None:
+        super().__init__(config, index_shape)
+        self.encoding = config.position.build(index_shape)
+        self.projection = nn.Linear(self.encoding.num_channels, config.channels)
+
+    def forward(
+        self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None
+    ) -> Tensor:
+        return self.projection(self.encoding(index_shape, indices, device=device))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectedPositionConfig(PositionConfig):
+    """``position``'s features projected to ``channels`` by a learned linear layer (the reference's
+    ``project_pos_dim``)."""
+
+    position: PositionConfig
+    channels: int
+
+    def __post_init__(self) -> None:
+        require_positive(channels=self.channels)
+
+    def num_channels(self, rank: int) -> int:
+        return self.channels
+
+    def build(self, index_shape: Sequence[int]) -> ProjectedPositionEncoding:
+        return ProjectedPositionEncoding(self, index_shape)
 
 
 def sinusoidal_features(positions: Tensor, channels: int, base: float = 10000.0) -> Tensor:

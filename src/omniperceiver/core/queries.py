@@ -28,6 +28,10 @@ class QueryProvider(nn.Module):
     def num_queries(self, inputs: Tensor) -> int:
         raise NotImplementedError
 
+    def flat_indices(self, indices: dict[str, Tensor], *, device: torch.device) -> Tensor:
+        """Per-modality output indices -> flat indices; only multimodal providers have modalities."""
+        raise ValueError(f"{type(self).__name__} has no modalities: give output indices as one 1-D tensor")
+
 
 @dataclasses.dataclass(frozen=True)
 class QueryConfig(Config):
@@ -90,6 +94,14 @@ class PositionQueryConfig(QueryConfig):
 
     def __post_init__(self) -> None:
         require_positive(**{f"index_shape[{i}]": n for i, n in enumerate(self.index_shape)})
+
+    @property
+    def num_queries(self) -> int:
+        return math.prod(self.index_shape)
+
+    @property
+    def num_channels(self) -> int:
+        return self.position.num_channels(len(self.index_shape))
 
     def build(self) -> PositionQueries:
         return PositionQueries(self)

@@ -1,6 +1,6 @@
 """Composed models with persistence (config.json + model.safetensors)."""
 
 from omniperceiver.models.perceiver_io import PerceiverIO, PerceiverIOConfig
-from omniperceiver.models.pretrained import PretrainedModel, from_pretrained
+from omniperceiver.models.pretrained import PretrainedModel
 
-__all__ = ["PerceiverIO", "PerceiverIOConfig", "PretrainedModel", "from_pretrained"]
+__all__ = ["PerceiverIO", "PerceiverIOConfig", "PretrainedModel"]

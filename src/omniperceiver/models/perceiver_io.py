@@ -46,10 +46,16 @@ class PerceiverIOConfig(Config):
         *,
         query_channels: int | None = None,
         decoder_heads: int = 1,
+        decoder_query_residual: bool = False,
+        labels: tuple[str, ...] | None = None,
         **encoder: object,
     ) -> PerceiverIOConfig:
-        """A classifier: one learned query of ``query_channels`` (default D) decodes ``num_classes`` logits.
-        ``encoder`` holds :class:`EncoderConfig` fields."""
+        """A classifier: one learned query of ``query_channels`` (default D) decodes ``num_classes`` logits
+        (the published classifiers add the query to the decoder's attention output:
+        ``decoder_query_residual``). ``labels`` names the classes; ``encoder`` holds :class:`EncoderConfig`
+        fields."""
+        if labels is not None:
+            require(len(labels) == num_classes, "labels", f"{len(labels)} names", f"{num_classes} names")
         encoder_config = EncoderConfig(input_channels=input.num_channels, **encoder)  # type: ignore[arg-type]
         d = encoder_config.latent_channels
         decoder = DecoderConfig(
@@ -57,8 +63,10 @@ class PerceiverIOConfig(Config):
             latent_channels=d,
             output_channels=num_classes,
             num_heads=decoder_heads,
+            use_query_residual=decoder_query_residual,
         )
-        return cls(input=input, encoder=encoder_config, decoder=decoder, output=ClassificationOutputConfig())
+        output = ClassificationOutputConfig(labels=labels)
+        return cls(input=input, encoder=encoder_config, decoder=decoder, output=output)
 
     def build(self) -> PerceiverIO:
         return PerceiverIO(self)
@@ -75,22 +83,26 @@ class PerceiverIO(PretrainedModel):
         self.input_adapter = config.input.build()
         self.encoder = config.encoder.build()
         self.decoder = config.decoder.build()
-        self.output_adapter = config.output.build() if config.output is not None else None
+        self.output_adapter = config.output.build(self.input_adapter) if config.output is not None else None
 
     def forward(
         self,
-        x: Tensor,
-        mask: Tensor | None = None,
+        x: Tensor | dict[str, Tensor],
+        mask: Tensor | dict[str, Tensor] | None = None,
         *,
-        output_indices: Tensor | None = None,
+        output_indices: Tensor | dict[str, Tensor] | None = None,
         chunk_size: int | None = None,
-    ) -> Tensor:
-        """Run the model on ``x`` (the input adapter's modality tensor) with an optional padding ``mask``.
+    ) -> Tensor | dict[str, Tensor]:
+        """Run the model on ``x`` (the input adapter's modality tensor, or a dict of them for a multimodal
+        adapter) with an optional padding ``mask``.
 
-        ``output_indices`` (O',) decodes only those outputs; ``chunk_size`` bounds decoder memory by decoding
-        that many queries at a time. Both give exactly the corresponding rows of full decoding.
+        ``output_indices`` (O',) decodes only those outputs (multimodal queries also take a dict of
+        per-modality indices); ``chunk_size`` bounds decoder memory by decoding that many queries at a time.
+        Both give exactly the corresponding rows of full decoding.
         """
         inputs, mask = self.input_adapter(x, mask)
         latents = self.encoder(inputs, mask)
+        if isinstance(output_indices, dict):
+            output_indices = self.decoder.queries.flat_indices(output_indices, device=inputs.device)
         outputs = self.decoder(latents, inputs, indices=output_indices, chunk_size=chunk_size)
-        return outputs if self.output_adapter is None else self.output_adapter(outputs)
+        return outputs if self.output_adapter is None else self.output_adapter(outputs, output_indices)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from omniperceiver.core.config import Config
 
@@ -30,11 +30,27 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def unique_state(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict with each shared tensor (tied embeddings) once, under its first name."""
+    state, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.stride())
+        if tensor.numel() and key in seen:
+            continue
+        seen.add(key)
+        state[name] = tensor
+    return state
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Load a safetensors file into ``model``; every tensor must match a parameter or buffer by name and
-    shape, and every one of the model's must be present (ValueError listing the differences)."""
-    stored = load_file(str(path))
-    expected = model.state_dict()
+    """Load a safetensors file into ``model`` (see :func:`load_state`)."""
+    load_state(model, load_file(str(path)), str(path))
+
+
+def load_state(model: nn.Module, stored: dict[str, Tensor], source: str) -> None:
+    """Load ``stored`` tensors into ``model``: every tensor must match a parameter or buffer by name and shape,
+    and every one of the model's must be present (ValueError listing the differences, naming ``source``)."""
+    expected = unique_state(model)
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     misshaped = [
@@ -44,13 +60,13 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     ]
     if missing or unexpected or misshaped:
         raise ValueError(
-            f"weights in {path} do not fit {type(model).__name__}: missing {missing}, unexpected {unexpected}, "
+            f"weights in {source} do not fit {type(model).__name__}: missing {missing}, unexpected {unexpected}, "
             f"mis-shaped {misshaped}"
         )
-    model.load_state_dict(stored)
+    model.load_state_dict(stored, strict=False)  # strictness checked above; tied aliases load through one name
 
 
-def from_pretrained(directory: str | os.PathLike) -> nn.Module:
+def load_directory(directory: str | os.PathLike) -> nn.Module:
     """Rebuild the model saved in ``directory`` by :meth:`PretrainedModel.save_pretrained`."""
     directory = Path(directory)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -73,13 +89,17 @@ class PretrainedModel(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state(self).items()}
         _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
         _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(self.config.to_json() + "\n"))
 
     @classmethod
-    def from_pretrained(cls: type[M], directory: str | os.PathLike) -> M:
-        model = from_pretrained(directory)
+    def from_pretrained(cls: type[M], source: str | os.PathLike) -> M:
+        """Load from a model directory, a transformers Perceiver directory or a Hub id (see
+        :func:`omniperceiver.from_pretrained`)."""
+        from omniperceiver.loading import from_pretrained
+
+        model = from_pretrained(source)
         if not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+            raise ValueError(f"{source} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

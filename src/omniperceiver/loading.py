@@ -1,0 +1,40 @@
+"""``from_pretrained``: an omniperceiver model directory, a transformers Perceiver directory, or a Hub id."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from torch import nn
+
+from omniperceiver.interop.transformers import convert_transformers, is_transformers_directory
+from omniperceiver.models.pretrained import CONFIG_FILE, load_directory
+
+
+def from_pretrained(source: str | os.PathLike) -> nn.Module:
+    """Load a model in eval mode from ``source``:
+
+    - a directory written by ``save_pretrained`` (config.json + model.safetensors);
+    - a transformers Perceiver directory (any of the seven published classes), converted on the fly;
+    - a Hugging Face Hub id such as ``deepmind/vision-perceiver-conv`` (needs huggingface_hub and a network).
+    """
+    path = Path(source)
+    if path.is_dir():
+        return convert_transformers(path) if is_transformers_directory(path) else load_directory(path)
+    if path.exists() or re.fullmatch(r"[\w.-]+/[\w.-]+", str(source)) is None:
+        raise FileNotFoundError(f"{source} is neither a model directory nor a Hub id of the form owner/name")
+    return convert_transformers(_download(str(source)))
+
+
+def _download(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as error:
+        raise FileNotFoundError(
+            f"{repo_id} is not a local directory; to fetch it from the Hub: pip install huggingface_hub"
+        ) from error
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, "model.safetensors", "pytorch_model.bin"]))
+    except Exception as error:  # network, authentication or unknown repository: one clear message
+        raise FileNotFoundError(f"cannot download {repo_id} from the Hugging Face Hub: {error}") from error

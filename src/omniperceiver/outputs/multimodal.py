@@ -1,0 +1,158 @@
+"""Multimodal outputs: per-modality queries decoded together, then split back into one output per modality.
+
+Queries of every modality are padded to a common width with a trainable vector per modality and
+concatenated in the configured order; a flat output index therefore names (modality, index in modality).
+Any subset of outputs, from any modalities, can be decoded at once or in chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from omniperceiver.core.adapter import InputAdapter, OutputAdapter, OutputAdapterConfig
+from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.position import check_indices
+from omniperceiver.core.queries import LearnedQueryConfig, PositionQueryConfig, QueryConfig, QueryProvider
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalityQueryConfig(Config):
+    """The queries of one modality: learned or position queries (a fixed number of outputs)."""
+
+    name: str
+    queries: LearnedQueryConfig | PositionQueryConfig
+
+
+class MultimodalQueries(QueryProvider):
+    """(B, O, E): every modality's queries padded to E = max E_i + ``min_padding``, concatenated."""
+
+    def __init__(self, config: MultimodalQueryConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.providers = nn.ModuleDict({m.name: m.queries.build() for m in c.modalities})
+        self.num_channels = c.num_channels
+        self.padding = nn.ParameterDict(
+            {
+                m.name: nn.Parameter(torch.randn(c.num_channels - self.providers[m.name].num_channels) * 0.02)
+                for m in c.modalities
+            }
+        )
+
+    def num_queries(self, inputs: Tensor | None = None) -> int:
+        return sum(self.config.sizes.values())
+
+    def flat_indices(self, indices: dict[str, Tensor], *, device: torch.device) -> Tensor:
+        """{modality: indices within it} -> flat indices, modalities in the configured order."""
+        sizes = self.config.sizes
+        unknown = sorted(set(indices) - set(sizes))
+        if unknown:
+            raise ValueError(f"output indices for unknown modalities {unknown}; modalities are {list(sizes)}")
+        flat, offset = [], 0
+        for name, size in sizes.items():
+            if name in indices:
+                check_indices(indices[name], size, f"the number of {name} outputs")
+                flat.append(indices[name].to(device) + offset)
+            offset += size
+        return torch.cat(flat) if flat else torch.zeros(0, dtype=torch.long, device=device)
+
+    def forward(self, inputs: Tensor, indices: Tensor | None = None) -> Tensor:
+        b = inputs.shape[0]
+        if indices is None:
+            indices = torch.arange(self.num_queries(), device=inputs.device)
+        queries = inputs.new_empty(b, indices.shape[0], self.num_channels)
+        for name, (selected, local) in self.config.split(indices).items():
+            modality = self.providers[name](inputs, local)
+            padding = self.padding[name].to(modality.dtype).expand(b, modality.shape[1], -1)
+            queries[:, selected] = torch.cat([modality, padding], dim=-1)
+        return queries
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalQueryConfig(QueryConfig):
+    modalities: tuple[ModalityQueryConfig, ...]
+    min_padding: int = 2
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.modalities]
+        require(len(names) > 0 and len(set(names)) == len(names), "modalities", names, "distinct names")
+        require_positive(min_padding=self.min_padding)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Outputs per modality, in order."""
+        return {m.name: m.queries.num_queries for m in self.modalities}
+
+    @property
+    def num_channels(self) -> int:
+        return max(m.queries.num_channels for m in self.modalities) + self.min_padding
+
+    def split(self, indices: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """Flat indices (O,) -> per modality present: (positions in ``indices``, indices within the modality)."""
+        return split_by_modality(self.sizes, indices)
+
+    def build(self) -> MultimodalQueries:
+        return MultimodalQueries(self)
+
+
+def split_by_modality(sizes: dict[str, int], indices: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+    parts, offset = {}, 0
+    for name, size in sizes.items():
+        selected = ((indices >= offset) & (indices < offset + size)).nonzero()[:, 0]
+        if selected.numel():
+            parts[name] = (selected, indices[selected] - offset)
+        offset += size
+    return parts
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalityOutputConfig(Config):
+    """One modality's head: ``num_outputs`` decoded rows, each projected to ``channels``; ``flatten``
+    joins the rows' channels (audio patches -> samples, one label query -> logits)."""
+
+    name: str
+    num_outputs: int
+    channels: int
+    flatten: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive(num_outputs=self.num_outputs, channels=self.channels)
+
+
+class MultimodalOutput(OutputAdapter):
+    """Decoder outputs (B, O, K) at flat indices -> {modality: (B, O_i, K_i) or flattened (B, O_i·K_i)}, rows
+    in the order they were requested; modalities with no requested rows are left out."""
+
+    def __init__(self, config: MultimodalOutputConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.heads = nn.ModuleDict({m.name: nn.Linear(config.in_channels, m.channels) for m in config.modalities})
+
+    def forward(self, outputs: Tensor, indices: Tensor | None = None) -> dict[str, Tensor]:
+        sizes = {m.name: m.num_outputs for m in self.config.modalities}
+        if indices is None:
+            indices = torch.arange(sum(sizes.values()), device=outputs.device)
+        if outputs.dim() != 3 or outputs.shape[1] != indices.shape[0]:
+            raise ValueError(f"expected decoder outputs (B, {indices.shape[0]}, K), got {tuple(outputs.shape)}")
+        flatten = {m.name: m.flatten for m in self.config.modalities}
+        result = {}
+        for name, (selected, _) in split_by_modality(sizes, indices).items():
+            rows = self.heads[name](outputs[:, selected])
+            result[name] = rows.flatten(1) if flatten[name] else rows
+        return result
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalOutputConfig(OutputAdapterConfig):
+    """Heads over K = ``in_channels`` decoder channels, one per modality in the queries' order."""
+
+    in_channels: int
+    modalities: tuple[ModalityOutputConfig, ...]
+
+    def __post_init__(self) -> None:
+        require_positive(in_channels=self.in_channels)
+
+    def build(self, input_adapter: InputAdapter) -> MultimodalOutput:
+        return MultimodalOutput(self)

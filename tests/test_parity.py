@@ -1,0 +1,150 @@
+"""The seven transformers Perceiver classes, converted by `omniperceiver convert hf`, give the same outputs.
+
+Each reference model is built at a reduced size that keeps every structural feature (several heads, shared
+latent blocks, qk != v channels, position projections, BatchNorm statistics, per-modality padding), with
+every weight randomized, saved with save_pretrained, converted by the command, and compared at 1e-5.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import omniperceiver as op
+from omniperceiver.adapters.flow import frame_patches
+from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.cli import main
+
+transformers = pytest.importorskip("transformers")
+
+TOLERANCE = 1e-5
+SMALL = dict(
+    num_latents=8,
+    d_latents=32,
+    num_blocks=2,
+    num_self_attends_per_block=2,
+    num_self_attention_heads=4,
+    num_cross_attention_heads=1,
+    num_labels=5,
+    image_size=16,
+    attention_probs_dropout_prob=0.0,
+)
+TEXT = dict(d_model=16, max_position_embeddings=32, num_cross_attention_heads=2, qk_channels=16, v_channels=32)
+
+
+def randomize(model: torch.nn.Module) -> None:
+    """Every parameter and BatchNorm statistic away from its initial value, so no weight goes untested."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                tensor.fill_(7)
+            elif name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+            elif tensor.is_floating_point():
+                noise = torch.randn(tensor.shape, generator=generator)
+                if "norm" in name and name.endswith("weight"):
+                    tensor.copy_(1 + 0.2 * noise)
+                elif tensor.dim() >= 2 and "position" not in name and "latents" not in name:
+                    tensor.copy_(noise / tensor[0].numel() ** 0.5)  # layers keep activations of order 1
+                else:
+                    tensor.copy_(0.5 * noise)
+
+
+def convert(architecture: str, tmp_path, **config):
+    """(reference model, converted model) for a transformers class at a reduced size."""
+    reference = getattr(transformers, architecture)(transformers.PerceiverConfig(**{**SMALL, **config}))
+    randomize(reference)
+    reference.eval().save_pretrained(tmp_path / "hf")
+    assert main(["convert", "hf", str(tmp_path / "hf"), str(tmp_path / "op")]) == 0
+    return reference, op.from_pretrained(tmp_path / "op")
+
+
+def assert_close(ours: torch.Tensor, reference: torch.Tensor) -> None:
+    assert ours.shape == reference.shape
+    assert (ours - reference).abs().max().item() <= TOLERANCE
+
+
+def text_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    return ByteTokenizer().batch(["hello", "Perceiver IO reads bytes", "é!"])
+
+
+def test_masked_language_model_on_a_padded_batch(tmp_path):
+    reference, ours = convert("PerceiverForMaskedLM", tmp_path, **TEXT)
+    ids, mask = text_batch()
+    with torch.no_grad():
+        expected = reference(inputs=ids, attention_mask=mask.long()).logits
+        assert_close(ours(ids, mask), expected)
+        # decoding only the positions that exist gives the same rows
+        assert_close(ours(ids, mask, output_indices=torch.arange(ids.shape[1])), expected[:, : ids.shape[1]])
+    assert ours.output_adapter.embedding is ours.input_adapter.embedding
+
+
+def test_text_classifier_on_a_padded_batch(tmp_path):
+    reference, ours = convert("PerceiverForSequenceClassification", tmp_path, **TEXT)
+    ids, mask = text_batch()
+    with torch.no_grad():
+        assert_close(ours(ids, mask), reference(inputs=ids, attention_mask=mask.long()).logits)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "sizes"),
+    [
+        ("PerceiverForImageClassificationLearned", [(16, 16)]),
+        ("PerceiverForImageClassificationFourier", [(16, 16), (12, 20)]),
+        ("PerceiverForImageClassificationConvProcessing", [(32, 32), (24, 40)]),
+    ],
+)
+def test_image_classifiers_at_several_sizes(tmp_path, architecture, sizes):
+    reference, ours = convert(architecture, tmp_path, id2label={i: f"class {i}" for i in range(5)})
+    assert ours.output_adapter.config.labels == tuple(f"class {i}" for i in range(5))
+    for height, width in sizes:
+        images = torch.randn(2, 3, height, width)
+        with torch.no_grad():
+            assert_close(ours(images), reference(inputs=images).logits)
+
+
+def test_optical_flow(tmp_path):
+    reference, ours = convert("PerceiverForOpticalFlow", tmp_path, train_size=[8, 12], num_self_attention_heads=2)
+    frames = torch.randn(2, 2, 3, 8, 12)
+    patches = frame_patches(frames, 3).reshape(2, 8, 12, 2, 27).permute(0, 3, 4, 1, 2)  # the reference's layout
+    with torch.no_grad():
+        assert_close(ours(frames), reference(inputs=patches).logits)
+
+
+def test_multimodal_autoencoding_in_chunks_and_subsets(tmp_path):
+    reference, ours = convert(
+        "PerceiverForMultimodalAutoencoding",
+        tmp_path,
+        num_frames=2,
+        image_size=16,
+        audio_samples_per_frame=24,
+        samples_per_patch=4,
+        output_shape=[1, 2, 16, 16],
+        output_num_channels=16,
+        _label_trainable_num_channels=20,
+    )
+    inputs = {"audio": torch.randn(2, 48), "image": torch.randn(2, 2, 3, 16, 16), "label": torch.randn(2, 5)}
+    reference_inputs = {**inputs, "audio": inputs["audio"][..., None]}
+    num_images, num_audio = 2 * 16 * 16, 48 // 4
+    chunks = 4
+    image_chunk, audio_chunk = num_images // chunks, num_audio // chunks
+    full = ours(inputs, chunk_size=100)  # every output, 100 queries at a time
+    with torch.no_grad():
+        for chunk in range(chunks):
+            points = {
+                "image": torch.arange(image_chunk * chunk, image_chunk * (chunk + 1)),
+                "audio": torch.arange(audio_chunk * chunk, audio_chunk * (chunk + 1)),
+            }
+            expected = reference(inputs=reference_inputs, subsampled_output_points={**points, "label": None}).logits
+            got = ours(inputs, output_indices={**points, "label": torch.tensor([0])})
+            assert_close(got["image"], expected["image"])
+            assert_close(got["audio"], expected["audio"])
+            assert_close(got["label"], expected["label"])
+            assert_close(full["image"][:, points["image"]], expected["image"])
+        # a random subset of video pixels, unordered
+        points = {"image": torch.randperm(num_images)[:37], "audio": torch.randperm(num_audio)[:3]}
+        expected = reference(inputs=reference_inputs, subsampled_output_points=points).logits
+        got = ours(inputs, output_indices={**points, "label": torch.tensor([0])})
+        assert_close(got["image"], expected["image"])
+        assert_close(got["audio"], expected["audio"])
