@@ -41,6 +41,23 @@ def convert(args: argparse.Namespace) -> None:
     print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
 
 
+def predict(args: argparse.Namespace) -> int:
+    """Run a model on inputs; each failing input prints an error and the rest continue (exit 1 if any failed)."""
+    from omniperceiver.predict import PredictOptions
+    from omniperceiver.predict import predict as run
+
+    model = from_pretrained(args.model_dir)
+    options = PredictOptions(top=args.top, output_dir=args.output_dir, progress=not args.quiet)
+    failed = 0
+    for item, result, error in run(model, args.inputs, options):
+        if result is None:
+            failed += 1
+            print(f"omniperceiver: error: {item}: {error}", file=sys.stderr)
+        else:
+            print(f"{item}\n{result}", flush=True)
+    return 1 if failed else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     def command(name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
         return commands.add_parser(
@@ -77,6 +94,22 @@ def _parser() -> argparse.ArgumentParser:
     convert_parser.add_argument("source", metavar="SRC", help="directory with config.json + weights, or a Hub id")
     convert_parser.add_argument("output", metavar="OUT", help="the omniperceiver model directory to write")
     convert_parser.set_defaults(run=convert)
+    predict_parser = command(
+        "predict",
+        "run a model on images, texts, frame pairs or clips",
+        "Run a model; the task follows from the model: image files -> top classes; texts (or text files) with\n"
+        "[MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a colour-coded PNG and the raw\n"
+        "field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal reconstruction.",
+        "omniperceiver predict models/conv cat.jpg dog.png\n"
+        "  omniperceiver predict models/language 'The capital of France is [MASK*5].'\n"
+        "  omniperceiver predict models/flow frame1.png frame2.png --output-dir flows",
+    )
+    predict_parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory or transformers directory")
+    predict_parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, texts, or clips")
+    predict_parser.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
+    predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
+    predict_parser.add_argument("--quiet", action="store_true", help="no progress display")
+    predict_parser.set_defaults(run=predict)
     return parser
 
 
@@ -87,11 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (FileNotFoundError, ValueError) as error:
         print(f"omniperceiver: error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,15 +6,13 @@ displacement v (down is positive), in pixels.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-from collections.abc import Callable
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image
+
+from omniperceiver.files import atomic_write
 
 # segment lengths of the Middlebury colour wheel: red-yellow, yellow-green, green-cyan, cyan-blue,
 # blue-magenta, magenta-red (Baker et al., "A Database and Evaluation Methodology for Optical Flow")
@@ -78,25 +76,6 @@ def flow_to_rgb(flow: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.floor(255 * color).astype(np.uint8)
 
 
-def _write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through a temporary file in its directory, then rename it into place: readers see the
-    old file or the complete new one, never a partial one. The file gets the permissions of an ordinary one."""
-    path = os.fspath(path)
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
-
-
 def save_png(path: str | os.PathLike, rgb: np.ndarray | torch.Tensor) -> None:
     """Write a uint8 image, RGB (H, W, 3), RGBA (H, W, 4) or grayscale (H, W), as a PNG file, atomically."""
     rgb = _to_numpy(rgb)
@@ -105,10 +84,10 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray | torch.Tensor) -> None:
             f"image must be uint8 of shape (H, W, 3), (H, W, 4) or (H, W), got {rgb.dtype} of shape {rgb.shape}"
         )
     image = Image.fromarray(np.ascontiguousarray(rgb))
-    _write_atomically(path, lambda file: image.save(file, format="PNG"))
+    atomic_write(path, lambda file: image.save(file, format="PNG"))
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> None:
     """Write an array as a ``.npy`` file at exactly ``path`` (no suffix added), atomically, without pickling."""
     array = np.asarray(_to_numpy(array))
-    _write_atomically(path, lambda file: np.save(file, array, allow_pickle=False))
+    atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))

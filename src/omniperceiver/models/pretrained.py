@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TypeVar
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config
+from omniperceiver.files import atomic_write
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 M = TypeVar("M", bound="PretrainedModel")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(temporary_path)`` then rename over ``path``: readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def unique_state(model: nn.Module) -> dict[str, Tensor]:
@@ -90,8 +78,9 @@ class PretrainedModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in unique_state(self).items()}
-        _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-        _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(self.config.to_json() + "\n"))
+        weights = save(tensors, metadata={"format": "pt"})
+        atomic_write(directory / WEIGHTS_FILE, lambda file: file.write(weights))
+        atomic_write(directory / CONFIG_FILE, lambda file: file.write((self.config.to_json() + "\n").encode()))
 
     @classmethod
     def from_pretrained(cls: type[M], source: str | os.PathLike) -> M:

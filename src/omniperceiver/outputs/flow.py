@@ -11,14 +11,15 @@ from omniperceiver.core.config import require
 
 
 class FlowOutput(OutputAdapter):
-    """(B, H·W, 2) -> flow (B, H, W, 2) divided by ``rescale`` (a subset of pixels stays (B, O, 2))."""
+    """(B, H·W, 2) -> flow (B, H, W, 2) in pixels, the decoder's outputs times ``scale`` (a subset of pixels
+    stays (B, O, 2))."""
 
     def __init__(self, config: FlowOutputConfig) -> None:
         super().__init__()
         self.config = config
 
     def forward(self, outputs: Tensor, indices: Tensor | None = None) -> Tensor:
-        flow = outputs / self.config.rescale
+        flow = outputs * self.config.scale
         if indices is not None:
             return flow
         h, w = self.config.image_shape
@@ -29,12 +30,16 @@ class FlowOutput(OutputAdapter):
 
 @dataclasses.dataclass(frozen=True)
 class FlowOutputConfig(OutputAdapterConfig):
+    """Flow at ``image_shape`` (H, W). The published model's ``scale`` 0.2 is its decoder's 1/100 times its
+    postprocessor's flow scale factor 20 (transformers returns the outputs / 100 and leaves the x20 to the
+    caller)."""
+
     image_shape: tuple[int, int]
-    rescale: float = 100.0
+    scale: float = 0.2
 
     def __post_init__(self) -> None:
         require(len(self.image_shape) == 2, "image_shape", self.image_shape, "(H, W)")
-        require(self.rescale > 0, "rescale", self.rescale, "a positive number")
+        require(self.scale > 0, "scale", self.scale, "a positive number")
 
     def build(self, input_adapter: InputAdapter) -> FlowOutput:
         return FlowOutput(self)

@@ -21,9 +21,10 @@ FLOW_ENCODER = dict(
 
 
 def optical_flow_perceiver(*, train_size: tuple[int, int] = (368, 496), **encoder: object) -> PerceiverIOConfig:
-    """deepmind/optical-flow-perceiver: two RGB frames (B, 2, 3, H, W) at ``train_size`` -> flow
-    (B, H, W, 2) in pixels. Each pixel holds both frames' 3x3 patches (54 values) projected to 64 channels
-    plus 64-band Fourier features (322 channels); the inputs are also the decoder's queries."""
+    """deepmind/optical-flow-perceiver: two RGB frames (B, 2, 3, H, W) at ``train_size``, scaled to [-1, 1],
+    -> flow (B, H, W, 2) in pixels (:func:`omniperceiver.inference.estimate_flow` tiles larger frames).
+    Each pixel holds both frames' 3x3 patches (54 values) projected to 64 channels plus 64-band Fourier
+    features (322 channels); the inputs are also the decoder's queries."""
     position = FourierPositionConfig(num_bands=64, max_resolution=train_size)
     flow = FlowInputConfig(train_size, position=position)
     encoder_config = EncoderConfig(input_channels=flow.num_channels, **{**FLOW_ENCODER, **encoder})  # type: ignore[arg-type]

@@ -1,0 +1,133 @@
+"""``omniperceiver predict``: run a model on files or texts, picking the task from the model's parts.
+
+Each input is handled on its own: an unreadable or wrong-kind input prints an error naming it and the
+others still run. Results are printed; flow fields and reconstructions are written to ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm
+
+from omniperceiver.adapters.flow import FlowInputAdapter
+from omniperceiver.adapters.image import ImageInputAdapter
+from omniperceiver.adapters.text import ByteTokenizer, TextInputAdapter
+from omniperceiver.files import atomic_write
+from omniperceiver.inference import estimate_flow, fill_masks, normalize_frames, reconstruct, top_k
+from omniperceiver.media import flow_to_rgb, imagenet_preprocess, load_image, save_npy, save_png
+from omniperceiver.outputs.classification import ClassificationOutput
+from omniperceiver.outputs.multimodal import MultimodalOutput
+from omniperceiver.outputs.tokens import TiedTokenOutput
+
+Runner = Callable[[nn.Module, str, "PredictOptions"], str]
+
+
+class PredictOptions:
+    def __init__(self, *, top: int = 5, output_dir: str | Path = ".", progress: bool = True) -> None:
+        self.top = top
+        self.output_dir = Path(output_dir)
+        self.progress = progress
+
+
+def _format_top(predictions: list[tuple[str, float]]) -> str:
+    return "\n".join(f"  {probability:7.2%}  {label}" for label, probability in predictions)
+
+
+def classify_image(model: nn.Module, path: str, options: PredictOptions) -> str:
+    shape = model.config.input.image_shape
+    if shape[0] != shape[1]:
+        raise ValueError(f"the ImageNet preprocessing makes square images; this model takes {shape}")
+    pixels = imagenet_preprocess(load_image(path), size=shape[0])[None]
+    return _format_top(top_k(model, pixels, options.top)[0])
+
+
+def classify_text(model: nn.Module, text: str, options: PredictOptions) -> str:
+    ids, mask = ByteTokenizer().batch([_read_text(text)], max_length=model.config.input.max_length)
+    return _format_top(top_k(model, ids, options.top, mask)[0])
+
+
+def fill_text(model: nn.Module, text: str, options: PredictOptions) -> str:
+    return "  " + fill_masks(model, _read_text(text))
+
+
+def optical_flow(model: nn.Module, pair: str, options: PredictOptions) -> str:
+    first, second = pair.split("\0")
+    frames = [load_image(first), load_image(second)]
+    if frames[0].shape != frames[1].shape:
+        raise ValueError(f"the frames differ in size: {frames[0].shape} and {frames[1].shape}")
+    flow = estimate_flow(model, normalize_frames(np.stack(frames)), progress=options.progress).numpy()
+    stem = options.output_dir / f"{Path(first).stem}_flow"
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    save_png(stem.with_suffix(".png"), flow_to_rgb(flow))
+    save_npy(stem.with_suffix(".npy"), flow)
+    magnitude = np.linalg.norm(flow, axis=-1)
+    return (
+        f"  flow {flow.shape[0]}x{flow.shape[1]}, mean |flow| {magnitude.mean():.2f} px, max {magnitude.max():.2f} px"
+        f" -> {stem}.png, {stem}.npy"
+    )
+
+
+def autoencode(model: nn.Module, path: str, options: PredictOptions) -> str:
+    """A .npz clip with ``video`` (T, H, W, 3) uint8 and ``audio`` (S,) -> reconstruction .npz and label."""
+    try:
+        with np.load(path) as clip:
+            video, audio = clip["video"], clip["audio"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: expected a .npz file with arrays 'video' and 'audio' ({error})") from error
+    result = reconstruct(model, video, audio, progress=options.progress)
+    out = options.output_dir / f"{Path(path).stem}_reconstruction.npz"
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda file: np.savez(file, **result))
+    order = np.argsort(result["label"])[::-1][: options.top]
+    video_error = np.abs(result["video"] - video / 255).mean()
+    audio_error = np.abs(result["audio"] - audio).mean()
+    lines = [f"  video mean |error| {video_error:.4f}, audio mean |error| {audio_error:.4f}"]
+    lines += [f"  {result['label'][i]:7.2%}  class {i}" for i in order]
+    return "\n".join([*lines, f"  -> {out}"])
+
+
+def _read_text(text: str) -> str:
+    path = Path(text)
+    if len(text) < 4096 and path.is_file():
+        try:
+            return path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{text}: not UTF-8 text ({error})") from error
+    return text
+
+
+def task(model: nn.Module) -> tuple[str, Runner]:
+    """(description, runner) for the model's input and output adapters."""
+    inputs, outputs = model.input_adapter, model.output_adapter
+    if isinstance(outputs, ClassificationOutput) and isinstance(inputs, ImageInputAdapter):
+        return "image classification", classify_image
+    if isinstance(outputs, ClassificationOutput) and isinstance(inputs, TextInputAdapter):
+        return "text classification", classify_text
+    if isinstance(outputs, TiedTokenOutput):
+        return "masked byte prediction", fill_text
+    if isinstance(inputs, FlowInputAdapter):
+        return "optical flow", optical_flow
+    if isinstance(outputs, MultimodalOutput):
+        return "multimodal autoencoding", autoencode
+    raise ValueError(f"predict knows no task for {type(inputs).__name__} -> {type(outputs).__name__} models")
+
+
+def predict(model: nn.Module, inputs: Sequence[str], options: PredictOptions) -> Iterator[tuple[str, str | None, str]]:
+    """Yield (input, result or None, error message) per input; flow takes its inputs in pairs."""
+    name, runner = task(model)
+    if runner is optical_flow:
+        if len(inputs) % 2:
+            raise ValueError(f"optical flow takes frames in pairs (first, second); got {len(inputs)} files")
+        inputs = [f"{a}\0{b}" for a, b in zip(inputs[::2], inputs[1::2], strict=True)]
+    bar = tqdm(inputs, desc=name, disable=not options.progress or len(inputs) < 2, file=sys.stderr)
+    for item in bar:
+        label = item.replace("\0", " + ")
+        try:
+            yield label, runner(model, item, options), ""
+        except ValueError as error:
+            yield label, None, str(error)
