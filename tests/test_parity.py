@@ -118,7 +118,7 @@ def test_multimodal_autoencoding_in_chunks_and_subsets(tmp_path):
         "PerceiverForMultimodalAutoencoding",
         tmp_path,
         num_frames=2,
-        image_size=16,
+        image_size=4,  # the video's Fourier resolution (the published model: 56 for 224x224 frames)
         audio_samples_per_frame=24,
         samples_per_patch=4,
         output_shape=[1, 2, 16, 16],
@@ -149,3 +149,103 @@ def test_multimodal_autoencoding_in_chunks_and_subsets(tmp_path):
         got = ours(inputs, output_indices={**points, "label": torch.tensor([0])})
         assert_close(got["image"], expected["image"])
         assert_close(got["audio"], expected["audio"])
+
+
+PUBLISHED = {
+    "PerceiverForMaskedLM": {},
+    "PerceiverForImageClassificationFourier": dict(
+        num_latents=512,
+        d_latents=1024,
+        num_blocks=8,
+        num_self_attends_per_block=6,
+        num_self_attention_heads=8,
+        num_cross_attention_heads=1,
+        num_labels=1000,
+        image_size=224,
+    ),
+    "PerceiverForOpticalFlow": dict(
+        num_latents=2048,
+        d_latents=512,
+        num_blocks=1,
+        num_self_attends_per_block=24,
+        num_self_attention_heads=16,
+        num_cross_attention_heads=1,
+    ),
+    "PerceiverForMultimodalAutoencoding": dict(
+        num_latents=784,
+        d_latents=512,
+        num_blocks=1,
+        num_self_attends_per_block=8,
+        num_self_attention_heads=8,
+        num_cross_attention_heads=1,
+        num_labels=700,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", list(PUBLISHED))
+def test_published_size(tmp_path, architecture):
+    """Each family at its published size (transformers' own random initialization)."""
+    torch.manual_seed(0)
+    config = transformers.PerceiverConfig(**{**PUBLISHED[architecture], "attention_probs_dropout_prob": 0.0})
+    reference = getattr(transformers, architecture)(config).eval()
+    reference.save_pretrained(tmp_path / "hf")
+    ours = op.from_pretrained(tmp_path / "hf")
+    with torch.no_grad():
+        if architecture == "PerceiverForMaskedLM":
+            ids, mask = ByteTokenizer().batch(["a" * 2046, "Perceiver IO"])
+            assert_close(ours(ids, mask), reference(inputs=ids, attention_mask=mask.long()).logits)
+        elif architecture == "PerceiverForImageClassificationFourier":
+            images = torch.randn(1, 3, 224, 224)
+            assert_close(ours(images), reference(inputs=images).logits)
+        elif architecture == "PerceiverForOpticalFlow":
+            frames = torch.rand(1, 2, 3, 368, 496) * 2 - 1
+            patches = frame_patches(frames, 3).reshape(1, 368, 496, 2, 27).permute(0, 3, 4, 1, 2)
+            assert_close(ours(frames), 20 * reference(inputs=patches).logits)
+        else:
+            inputs = {
+                "audio": torch.randn(1, 30720),
+                "image": torch.rand(1, 16, 3, 224, 224),
+                "label": torch.zeros(1, 700),
+            }
+            points = {"image": torch.arange(0, 16 * 224 * 224, 97), "audio": torch.arange(0, 1920, 7)}
+            expected = reference(
+                inputs={**inputs, "audio": inputs["audio"][..., None]}, subsampled_output_points=points
+            ).logits
+            got = ours(inputs, output_indices={**points, "label": torch.tensor([0])}, chunk_size=2048)
+            for name in ("audio", "image", "label"):
+                assert_close(got[name], expected[name])
+
+
+def test_hub_ids_are_downloaded_then_converted(tmp_path, monkeypatch):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    reference, _ = convert("PerceiverForImageClassificationConvProcessing", tmp_path)
+    requests = []
+
+    def snapshot_download(repo_id, allow_patterns):
+        requests.append((repo_id, allow_patterns))
+        return str(tmp_path / "hf")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    ours = op.from_pretrained("deepmind/vision-perceiver-conv")
+    assert requests[0][0] == "deepmind/vision-perceiver-conv" and "config.json" in requests[0][1]
+    images = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert_close(ours(images), reference(inputs=images).logits)
+
+
+def test_unknown_and_missing_weights_are_listed(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    convert("PerceiverForImageClassificationFourier", tmp_path)
+    path = tmp_path / "hf" / "model.safetensors"
+    weights = load_file(path)
+    weights["perceiver.extra.weight"] = torch.zeros(2)
+    save_file(weights, path)
+    with pytest.raises(ValueError, match=r"no omniperceiver counterpart: \['perceiver.extra.weight'\]"):
+        op.from_pretrained(tmp_path / "hf")
+    del weights["perceiver.extra.weight"], weights["perceiver.embeddings.latents"]
+    save_file(weights, path)
+    with pytest.raises(ValueError, match=r"missing \['encoder.latents'\]"):
+        op.from_pretrained(tmp_path / "hf")

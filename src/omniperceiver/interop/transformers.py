@@ -215,16 +215,18 @@ def config_from_transformers(hf: dict[str, Any]) -> PerceiverIOConfig:
         return zoo_config(name, num_classes=num_classes, labels=labels, image_shape=image_shape, **encoder)
     if name == "optical-flow-perceiver":
         return zoo_config(name, train_size=tuple(hf["train_size"]), **encoder)
-    frames, side = hf["num_frames"], image_shape[0]
+    # the video's size comes from output_shape; transformers' image_size only sets its Fourier resolution
+    frames, side = hf["num_frames"], hf["output_shape"][2]
     if tuple(hf["output_shape"][1:]) != (frames, side, side):
         raise ValueError(
-            f"output_shape {hf['output_shape']} must be (1, num_frames, image_size, image_size) = "
-            f"(1, {frames}, {side}, {side}) for the multimodal model"
+            f"output_shape {hf['output_shape']} must be (1, num_frames, S, S) = (1, {frames}, S, S) for the "
+            "multimodal model"
         )
     return zoo_config(
         name,
         num_frames=frames,
         image_size=side,
+        video_resolution=(frames, *image_shape),
         audio_samples_per_frame=hf["audio_samples_per_frame"],
         samples_per_patch=hf["samples_per_patch"],
         num_classes=num_classes,

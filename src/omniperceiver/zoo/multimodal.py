@@ -37,6 +37,7 @@ def multimodal_perceiver(
     num_classes: int = 700,
     output_channels: int = 512,
     label_query_channels: int = 1024,
+    video_resolution: tuple[int, int, int] | None = None,
     **encoder: object,
 ) -> PerceiverIOConfig:
     """deepmind/multimodal-perceiver (Kinetics-700 autoencoding). Inputs: {"audio": (B, S), "image":
@@ -47,11 +48,14 @@ def multimodal_perceiver(
 
     Decoder queries sit at positions ``-1 + 2·i/n`` (``endpoint=False``), the grid the reference uses for
     the subsampled decoding the checkpoint was trained and is run with; full and chunked decoding use it too.
+    The video's Fourier features (inputs and queries) use ``video_resolution``, by default the published
+    (T, H/4, W/4) = (16, 56, 56).
     """
     num_samples = num_frames * audio_samples_per_frame
     video_shape = (num_frames, image_size, image_size)
     audio_position = FourierPositionConfig(num_bands=192, max_resolution=(num_samples,))
-    video_position = FourierPositionConfig(num_bands=32, max_resolution=video_shape)
+    video_resolution = video_resolution or (num_frames, image_size // 4, image_size // 4)
+    video_position = FourierPositionConfig(num_bands=32, max_resolution=tuple(video_resolution))
     inputs = MultimodalInputConfig(
         modalities=(
             ModalityInputConfig("audio", AudioInputConfig(num_samples, samples_per_patch, audio_position)),
