@@ -69,6 +69,16 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, Config):
+        return value.describe()
+    if isinstance(value, tuple) and len(value) > 6:
+        return f"({_describe(value[0])}, {_describe(value[1])}, ..., {_describe(value[-1])}: {len(value)} items)"
+    if isinstance(value, tuple):
+        return f"({', '.join(_describe(item) for item in value)}{',' if len(value) == 1 else ''})"
+    return repr(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base of every configuration: subclasses are frozen dataclasses that validate in ``__post_init__``."""
@@ -93,12 +103,13 @@ class Config:
         return config_type(**{key: _decode(value) for key, value in data.items()})
 
     def describe(self) -> str:
-        """A compact one-line form that shows only the fields that differ from their defaults."""
+        """A compact one-line form that shows only the fields that differ from their defaults (long tuples,
+        such as class names, abbreviated)."""
         shown = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.default is dataclasses.MISSING or value != f.default:
-                shown.append(f"{f.name}={value.describe()}" if isinstance(value, Config) else f"{f.name}={value!r}")
+                shown.append(f"{f.name}={_describe(value)}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
     def to_json(self) -> str:
