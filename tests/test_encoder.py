@@ -159,3 +159,21 @@ def test_invalid_configs_name_the_field(overrides, message):
 def test_bad_inputs_name_expected_and_actual_shapes(inputs, mask, message):
     with pytest.raises(ValueError, match=message):
         encoder()(inputs, mask)
+
+
+def test_shared_layers_cast_their_weights_once_under_inference_mode_autocast():
+    """autocast's weight-copy cache is off under inference_mode; the encoder keeps it on (no_grad inside)."""
+    from omniperceiver import zoo
+
+    model = zoo.create("vision-perceiver-fourier", reduced=True).eval()
+    images = torch.randn(1, 3, 16, 16)
+
+    def casts_and_output(mode):
+        with mode(), torch.autocast("cpu", dtype=torch.bfloat16), torch.profiler.profile() as profile:
+            output = model(images)
+        return sum(e.count for e in profile.key_averages() if e.key == "aten::_to_copy"), output
+
+    inference_casts, inference_output = casts_and_output(torch.inference_mode)
+    no_grad_casts, no_grad_output = casts_and_output(torch.no_grad)
+    assert inference_casts <= no_grad_casts + 2
+    assert torch.equal(inference_output, no_grad_output)

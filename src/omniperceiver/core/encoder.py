@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -94,6 +95,18 @@ class EncoderConfig(Config):
         return PerceiverEncoder(self)
 
 
+def autocast_weight_cache(device_type: str) -> contextlib.AbstractContextManager:
+    """Under ``torch.inference_mode`` autocast skips its cache of low-precision weight copies, so a latent
+    layer applied in every block would cast its weights again each time; inside this context inference runs
+    under ``no_grad`` instead, where the cache works (each weight is cast once per forward)."""
+    if not (torch.is_inference_mode_enabled() and torch.is_autocast_enabled(device_type)):
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.no_grad())
+    return stack
+
+
 class PerceiverEncoder(nn.Module):
     """Inputs (B, M, C) with an optional padding mask (B, M) -> latents (B, N, D)."""
 
@@ -162,13 +175,14 @@ class PerceiverEncoder(nn.Module):
                 return checkpoint(module, *args, use_reentrant=False, **kwargs)
             return module(*args, **kwargs)
 
-        x = self.latents.expand(inputs.shape[0], -1, -1)
         maps = []
-        for cross, layers in self.schedule():
-            if cross is not None:
-                x, weights = run(cross, x, inputs, mask=mask, need_weights=need_weights)
-                if weights is not None:
-                    maps.append(weights)
-            for layer in layers:
-                x = run(layer, x)
+        with autocast_weight_cache(inputs.device.type):
+            x = self.latents.expand(inputs.shape[0], -1, -1)
+            for cross, layers in self.schedule():
+                if cross is not None:
+                    x, weights = run(cross, x, inputs, mask=mask, need_weights=need_weights)
+                    if weights is not None:
+                        maps.append(weights)
+                for layer in layers:
+                    x = run(layer, x)
         return x, maps
