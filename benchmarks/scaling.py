@@ -11,8 +11,8 @@ Measures, for M = side² inputs (default sides 32, 64, 128, 181, 256, 512, i.e. 
 
 and the peak memory of each. Every measurement runs in its own process: after building the model and the
 inputs and a warm-up at a tiny size (to load the kernels' code), the RSS high-water mark is reset (through
-/proc/self/clear_refs) and the first full-size run gives the peak, ru_maxrss after it minus ru_maxrss before
-it: the extra memory the computation needs (MB = MiB). The time is the median of the following runs that
+/proc/self/clear_refs) and the first full-size run gives the peak, the high-water mark (VmHWM) after it minus
+before it: the extra memory the computation needs (MB = MiB). The time is the median of the following runs that
 did not share the CPUs (other processes used < 10% of a core, read from /proc/stat): at least ``--repeats``
 of them and 1 s in all, up to 20 s of runs. On 2 cores another busy process slows the OpenMP kernels
 many-fold (the CPU flash-attention backward most); times that only had such runs are marked †.
@@ -28,14 +28,13 @@ import argparse
 import json
 import math
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from measure import measure, synchronized
 
 from omniperceiver.core.attention import attend, pad_head_channels
 
@@ -125,45 +124,6 @@ def materialized_estimate_gb(kind: str, side: int) -> float:
     return (6 if kind.endswith("_train") else 3) * NUM_LATENTS * side * side * 4 / 2**30
 
 
-def max_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def synchronized(step, device: torch.device):
-    """``step`` followed by a wait for the accelerator, so that wall time covers the work."""
-    if device.type != "cuda":
-        return step
-
-    def run() -> None:
-        step()
-        torch.cuda.synchronize(device)
-
-    return run
-
-
-def reset_peak_rss() -> bool:
-    """Reset the RSS high-water mark (and so ru_maxrss) to the current RSS; Linux >= 4.0 only."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds used by the whole machine so far (user, nice, system, irq, softirq, steal)."""
-    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(fields[:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(step) -> tuple[float, float]:
-    """Run ``step``; return its wall time and the CPU seconds other processes used meanwhile."""
-    own, busy, start = sum(os.times()[:2]), busy_cpu_s(), time.perf_counter()
-    step()
-    wall = time.perf_counter() - start
-    return wall, max(0.0, busy_cpu_s() - busy - (sum(os.times()[:2]) - own))
-
-
 def worker(kind: str, side: int, repeats: int, device: torch.device) -> dict:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
@@ -172,30 +132,7 @@ def worker(kind: str, side: int, repeats: int, device: torch.device) -> dict:
         return {**result, "skipped": f"needs ~{materialized_estimate_gb(kind, side):.0f} GB"}
     synchronized(make_step(kind, 8, device), device)()  # warm-up at 64 inputs: code, thread pools, kernels
     step = synchronized(make_step(kind, side, device), device)
-    if device.type == "cuda":  # accelerator memory: the allocator's peak beyond what is allocated now
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device) / 2**20
-        result["first_s"] = timed(step)[0]
-        result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 - before
-    else:
-        result["hwm_reset"] = reset_peak_rss()
-        before = max_rss_mb()
-        result["first_s"] = timed(step)[0]
-        result["peak_mb"] = max_rss_mb() - before
-    # Until `repeats` clean runs (other processes used < 10% of a core) and 1 s, or the budget is spent.
-    runs: list[tuple[float, float]] = []
-    while True:
-        runs.append(timed(step))
-        clean = [wall for wall, foreign in runs if foreign <= 0.05 + 0.1 * wall]
-        spent = sum(wall for wall, _ in runs)
-        if spent > TIME_BUDGET_S or len(runs) >= 50 or (len(clean) >= repeats and spent >= 1.0):
-            break
-    result.update(
-        time_s=statistics.median(clean or [wall for wall, _ in runs]),
-        contended=not clean,
-        runs=[{"wall_s": wall, "foreign_cpu_s": foreign} for wall, foreign in runs],
-        rss_before_mb=before,
-    )
+    result.update(measure(step, device, repeats=repeats, budget_s=TIME_BUDGET_S))
     if not kind.startswith("materialized"):
         result["sdpa_backend"] = sdpa_backend(side, kind.endswith("_train"), device)
     return result
