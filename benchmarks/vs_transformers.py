@@ -58,6 +58,7 @@ import torch
 from measure import measure, synchronized
 
 from omniperceiver.adapters.flow import frame_patches
+from omniperceiver.interop.transformers import PUBLISHED
 
 IMPLEMENTATIONS = ("reference", "ours", "ours-checkpointed")
 DTYPES = ("fp32", "bf16")
@@ -87,24 +88,14 @@ QUICK_ENCODER = dict(
 MODELS = {
     "vision": Model(
         "vision-perceiver-fourier",
-        "PerceiverForImageClassificationFourier",
-        dict(
-            num_latents=512,
-            d_latents=1024,
-            num_blocks=8,
-            num_self_attends_per_block=6,
-            num_self_attention_heads=8,
-            num_cross_attention_heads=1,
-            num_labels=1000,
-            image_size=224,
-        ),
+        PUBLISHED["vision-perceiver-fourier"][0],
+        dict(PUBLISHED["vision-perceiver-fourier"][1], image_size=224),  # (unused by the model: the input size)
         dict(QUICK_ENCODER, num_cross_attention_heads=1, num_labels=10, image_size=32),
         LATENT_ROWS,
     ),
     "language": Model(
         "language-perceiver",
-        "PerceiverForMaskedLM",
-        dict(qk_channels=256, v_channels=1280),  # the other published values are PerceiverConfig's defaults
+        *PUBLISHED["language-perceiver"],
         dict(
             QUICK_ENCODER,
             num_cross_attention_heads=4,
@@ -117,16 +108,7 @@ MODELS = {
     ),
     "flow": Model(
         "optical-flow-perceiver",
-        "PerceiverForOpticalFlow",
-        dict(
-            num_latents=2048,
-            d_latents=512,
-            num_blocks=1,
-            num_self_attends_per_block=24,
-            num_self_attention_heads=16,
-            num_cross_attention_heads=1,
-            train_size=(368, 496),
-        ),
+        *PUBLISHED["optical-flow-perceiver"],
         dict(QUICK_ENCODER, num_blocks=1, num_cross_attention_heads=1, train_size=(24, 32)),
         (("fwd", 1),),
         reference_scale=20.0,  # transformers leaves the published flow scale factor to the caller

@@ -7,13 +7,17 @@ every weight randomized, saved with save_pretrained, converted by the command, a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 import omniperceiver as op
+from omniperceiver import zoo
 from omniperceiver.adapters.flow import frame_patches
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
+from omniperceiver.interop.transformers import HF_DEFAULTS, PUBLISHED, config_from_transformers
 
 transformers = pytest.importorskip("transformers")
 
@@ -151,44 +155,29 @@ def test_multimodal_autoencoding_in_chunks_and_subsets(tmp_path):
         assert_close(got["audio"], expected["audio"])
 
 
-PUBLISHED = {
-    "PerceiverForMaskedLM": {},
-    "PerceiverForImageClassificationFourier": dict(
-        num_latents=512,
-        d_latents=1024,
-        num_blocks=8,
-        num_self_attends_per_block=6,
-        num_self_attention_heads=8,
-        num_cross_attention_heads=1,
-        num_labels=1000,
-        image_size=224,
-    ),
-    "PerceiverForOpticalFlow": dict(
-        num_latents=2048,
-        d_latents=512,
-        num_blocks=1,
-        num_self_attends_per_block=24,
-        num_self_attention_heads=16,
-        num_cross_attention_heads=1,
-    ),
-    "PerceiverForMultimodalAutoencoding": dict(
-        num_latents=784,
-        d_latents=512,
-        num_blocks=1,
-        num_self_attends_per_block=8,
-        num_self_attention_heads=8,
-        num_cross_attention_heads=1,
-        num_labels=700,
-    ),
-}
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_published_configurations_convert_to_the_zoo_models(name):
+    architecture, arguments = PUBLISHED[name]
+    config = config_from_transformers(
+        {**HF_DEFAULTS, "model_type": "perceiver", "architectures": [architecture], **arguments}
+    )
+    expected = zoo.config(name, dropout=0.1)  # transformers' default attention dropout
+    assert dataclasses.replace(config, output=expected.output) == expected
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture", list(PUBLISHED))
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        PUBLISHED[name][0]
+        for name in ("language-perceiver", "vision-perceiver-fourier", "optical-flow-perceiver", "multimodal-perceiver")
+    ],
+)
 def test_published_size(tmp_path, architecture):
     """Each family at its published size (transformers' own random initialization)."""
     torch.manual_seed(0)
-    config = transformers.PerceiverConfig(**{**PUBLISHED[architecture], "attention_probs_dropout_prob": 0.0})
+    arguments = next(arguments for name, arguments in PUBLISHED.values() if name == architecture)
+    config = transformers.PerceiverConfig(**arguments, attention_probs_dropout_prob=0.0)
     reference = getattr(transformers, architecture)(config).eval()
     reference.save_pretrained(tmp_path / "hf")
     ours = op.from_pretrained(tmp_path / "hf")

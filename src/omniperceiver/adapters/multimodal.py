@@ -11,6 +11,23 @@ from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.config import Config, require, require_positive
 
 
+def check_modality_names(names: list[str]) -> None:
+    require(len(names) > 0 and len(set(names)) == len(names), "modalities", names, "one or more distinct names")
+
+
+class ModalityPadding(nn.ParameterDict):
+    """A trainable vector per modality that pads its elements (B, M_i, C_i) to the common width C = max C_i +
+    ``min_padding``, so that the model can tell the modalities apart (inputs and multimodal queries)."""
+
+    def __init__(self, channels: dict[str, int], min_padding: int) -> None:
+        width = max(channels.values()) + min_padding
+        super().__init__({name: nn.Parameter(torch.randn(width - c) * 0.02) for name, c in channels.items()})
+        self.num_channels = width
+
+    def pad(self, name: str, x: Tensor) -> Tensor:
+        return torch.cat([x, self[name].to(x.dtype).expand(*x.shape[:-1], -1)], dim=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModalityInputConfig(Config):
     """One modality: its ``name`` (the key of the input dict), its ``adapter``, and the probability that each
@@ -26,17 +43,14 @@ class ModalityInputConfig(Config):
 
 
 class MultimodalInputAdapter(InputAdapter):
-    """A dict of modality tensors -> (B, M_1 + ... + M_k, C) in the configured order. Each modality's
-    (B, M_i, C_i) is padded to C with a trainable vector of its own (C = max C_i + ``min_padding``), so the
-    model can tell the modalities apart."""
+    """A dict of modality tensors -> (B, M_1 + ... + M_k, C) in the configured order, each modality padded
+    by :class:`ModalityPadding`."""
 
     def __init__(self, config: MultimodalInputConfig) -> None:
         super().__init__()
         self.config = c = config
         self.modalities = nn.ModuleDict({m.name: m.adapter.build() for m in c.modalities})
-        self.padding = nn.ParameterDict(
-            {m.name: nn.Parameter(torch.randn(c.num_channels - m.adapter.num_channels) * 0.02) for m in c.modalities}
-        )
+        self.padding = ModalityPadding({m.name: m.adapter.num_channels for m in c.modalities}, c.min_padding)
         self.mask_token = nn.ParameterDict(
             {m.name: nn.Parameter(torch.randn(c.num_channels) * 0.02) for m in c.modalities}
         )
@@ -53,7 +67,7 @@ class MultimodalInputAdapter(InputAdapter):
         for modality in self.config.modalities:
             inputs, modality_mask = self.modalities[modality.name](x[modality.name], (mask or {}).get(modality.name))
             b, m, _ = inputs.shape
-            padded = torch.cat([inputs, self.padding[modality.name].to(inputs.dtype).expand(b, m, -1)], dim=-1)
+            padded = self.padding.pad(modality.name, inputs)
             if modality.mask_probability > 0:
                 hidden = torch.rand(b, m, 1, device=inputs.device) < modality.mask_probability
                 padded = torch.where(hidden, self.mask_token[modality.name].to(padded.dtype), padded)
@@ -72,8 +86,7 @@ class MultimodalInputConfig(InputAdapterConfig):
     min_padding: int = 2
 
     def __post_init__(self) -> None:
-        names = [m.name for m in self.modalities]
-        require(len(names) > 0 and len(set(names)) == len(names), "modalities", names, "distinct names")
+        check_modality_names([m.name for m in self.modalities])
         require_positive(min_padding=self.min_padding)
 
     @property

@@ -60,6 +60,49 @@ ARCHITECTURES = {
     "PerceiverForMultimodalAutoencoding": "multimodal-perceiver",
 }
 
+_VISION = dict(
+    num_latents=512,
+    d_latents=1024,
+    num_blocks=8,
+    num_self_attends_per_block=6,
+    num_self_attention_heads=8,
+    num_cross_attention_heads=1,
+    num_labels=1000,
+)
+# transformers' PerceiverConfig arguments of DeepMind's published checkpoints (as its conversion script sets
+# them; the rest are transformers' defaults): zoo name -> (transformers class, arguments).
+PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
+    "language-perceiver": ("PerceiverForMaskedLM", dict(qk_channels=256, v_channels=1280)),
+    "vision-perceiver-learned": ("PerceiverForImageClassificationLearned", dict(_VISION, d_model=512, image_size=224)),
+    "vision-perceiver-fourier": ("PerceiverForImageClassificationFourier", dict(_VISION, d_model=261)),
+    "vision-perceiver-conv": ("PerceiverForImageClassificationConvProcessing", dict(_VISION, d_model=322)),
+    "optical-flow-perceiver": (
+        "PerceiverForOpticalFlow",
+        dict(
+            num_latents=2048,
+            d_latents=512,
+            d_model=322,
+            num_blocks=1,
+            num_self_attends_per_block=24,
+            num_self_attention_heads=16,
+            num_cross_attention_heads=1,
+        ),
+    ),
+    "multimodal-perceiver": (
+        "PerceiverForMultimodalAutoencoding",
+        dict(
+            num_latents=784,
+            d_latents=512,
+            d_model=704,
+            num_blocks=1,
+            num_self_attends_per_block=8,
+            num_self_attention_heads=8,
+            num_cross_attention_heads=1,
+            num_labels=700,
+        ),
+    ),
+}
+
 # Weight names: transformers prefix -> (omniperceiver prefix, layer kind); then the layer's own names.
 _PREFIXES = [
     (r"perceiver\.embeddings\.latents", "encoder.latents", None),
@@ -211,8 +254,10 @@ def config_from_transformers(hf: dict[str, Any]) -> PerceiverIOConfig:
             max_length=hf["max_position_embeddings"],
             **encoder,
         )
-    if name.startswith("vision-"):
+    if name == "vision-perceiver-learned":  # image_size sizes its learned positions
         return zoo_config(name, num_classes=num_classes, labels=labels, image_shape=image_shape, **encoder)
+    if name.startswith("vision-"):  # image_size is unused: these read any size and were trained at 224
+        return zoo_config(name, num_classes=num_classes, labels=labels, **encoder)
     if name == "optical-flow-perceiver":
         return zoo_config(name, train_size=tuple(hf["train_size"]), **encoder)
     # the video's size comes from output_shape; transformers' image_size only sets its Fourier resolution

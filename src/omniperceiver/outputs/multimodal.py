@@ -12,8 +12,9 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from omniperceiver.adapters.multimodal import ModalityPadding, check_modality_names
 from omniperceiver.core.adapter import InputAdapter, OutputAdapter, OutputAdapterConfig
-from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.config import Config, require_positive
 from omniperceiver.core.position import check_indices
 from omniperceiver.core.queries import LearnedQueryConfig, PositionQueryConfig, QueryConfig, QueryProvider
 
@@ -33,13 +34,8 @@ class MultimodalQueries(QueryProvider):
         super().__init__()
         self.config = c = config
         self.providers = nn.ModuleDict({m.name: m.queries.build() for m in c.modalities})
-        self.num_channels = c.num_channels
-        self.padding = nn.ParameterDict(
-            {
-                m.name: nn.Parameter(torch.randn(c.num_channels - self.providers[m.name].num_channels) * 0.02)
-                for m in c.modalities
-            }
-        )
+        self.padding = ModalityPadding({m.name: m.queries.num_channels for m in c.modalities}, c.min_padding)
+        self.num_channels = self.padding.num_channels
 
     def num_queries(self, inputs: Tensor | None = None) -> int:
         return sum(self.config.sizes.values())
@@ -64,9 +60,7 @@ class MultimodalQueries(QueryProvider):
             indices = torch.arange(self.num_queries(), device=inputs.device)
         queries = inputs.new_empty(b, indices.shape[0], self.num_channels)
         for name, (selected, local) in self.config.split(indices).items():
-            modality = self.providers[name](inputs, local)
-            padding = self.padding[name].to(modality.dtype).expand(b, modality.shape[1], -1)
-            queries[:, selected] = torch.cat([modality, padding], dim=-1)
+            queries[:, selected] = self.padding.pad(name, self.providers[name](inputs, local))
         return queries
 
 
@@ -76,8 +70,7 @@ class MultimodalQueryConfig(QueryConfig):
     min_padding: int = 2
 
     def __post_init__(self) -> None:
-        names = [m.name for m in self.modalities]
-        require(len(names) > 0 and len(set(names)) == len(names), "modalities", names, "distinct names")
+        check_modality_names([m.name for m in self.modalities])
         require_positive(min_padding=self.min_padding)
 
     @property

@@ -26,6 +26,27 @@ MODELS: dict[str, Callable[..., PerceiverIOConfig]] = {
 }
 
 _SMALL_ENCODER = dict(num_latents=16, latent_channels=64, num_self_attends_per_block=2, num_self_attention_heads=4)
+_SMALL_TEXT = dict(
+    _SMALL_ENCODER,
+    channels=32,
+    max_length=48,
+    num_cross_attention_heads=4,
+    cross_attention_qk_channels=32,
+    cross_attention_v_channels=64,
+    self_attention_qk_channels=32,
+    self_attention_v_channels=64,
+)
+REDUCED: dict[str, dict[str, object]] = {
+    "language-perceiver": _SMALL_TEXT,
+    "text-classifier": dict(_SMALL_TEXT, num_classes=3),
+    "vision-perceiver-learned": vision_perceiver_learned,
+    "vision-perceiver-fourier": vision_perceiver_fourier,
+    "vision-perceiver-conv": vision_perceiver_conv,
+    "optical-flow-perceiver": optical_flow_perceiver,
+    "multimodal-perceiver": multimodal_perceiver,
+}
+
+_SMALL_ENCODER = dict(num_latents=16, latent_channels=64, num_self_attends_per_block=2, num_self_attention_heads=4)
 REDUCED: dict[str, dict[str, object]] = {
     "language-perceiver": dict(
         _SMALL_ENCODER,
