@@ -26,8 +26,16 @@ def test_info_reports_a_missing_directory(tmp_path, capsys):
     assert "is not an omniperceiver model directory: config.json is missing" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--help"], ["info", "--help"]])
-def test_every_command_has_help_with_an_example(args):
+@pytest.mark.parametrize(
+    ("args", "example"),
+    [
+        (["--help"], "omniperceiver info runs/digits"),
+        (["info", "--help"], "omniperceiver info runs/digits"),
+        (["convert", "--help"], "omniperceiver convert hf ./vision-perceiver-conv models/conv"),
+        (["predict", "--help"], "omniperceiver predict models/conv cat.jpg dog.png"),
+    ],
+)
+def test_every_command_has_help_with_an_example(args, example):
     result = subprocess.run([sys.executable, "-m", "omniperceiver.cli", *args], capture_output=True, text=True)
     assert result.returncode == 0
-    assert "example" in result.stdout and "omniperceiver info runs/digits" in result.stdout
+    assert "example" in result.stdout and example in result.stdout

@@ -177,3 +177,5 @@ def test_shared_layers_cast_their_weights_once_under_inference_mode_autocast():
     no_grad_casts, no_grad_output = casts_and_output(torch.no_grad)
     assert inference_casts <= no_grad_casts + 2
     assert torch.equal(inference_output, no_grad_output)
+    # without shared layers there is nothing to gain, and a cache would hold a copy of every weight
+    assert model.encoder.reuses_weights and not zoo.create("language-perceiver", reduced=True).encoder.reuses_weights

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch import nn
 
@@ -47,7 +48,7 @@ def predict(args: argparse.Namespace) -> int:
     from omniperceiver.predict import predict as run
 
     model = from_pretrained(args.model_dir)
-    options = PredictOptions(top=args.top, output_dir=args.output_dir, progress=not args.quiet)
+    options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
     failed = 0
     for item, result, error in run(model, args.inputs, options):
         if result is None:

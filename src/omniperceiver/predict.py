@@ -6,6 +6,7 @@ others still run. Results are printed; flow fields and reconstructions are writt
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,11 +28,13 @@ from omniperceiver.outputs.tokens import TiedTokenOutput
 Runner = Callable[[nn.Module, str, "PredictOptions"], str]
 
 
+@dataclasses.dataclass(frozen=True)
 class PredictOptions:
-    def __init__(self, *, top: int = 5, output_dir: str | Path = ".", progress: bool = True) -> None:
-        self.top = top
-        self.output_dir = Path(output_dir)
-        self.progress = progress
+    """``top`` classes to report; where flow fields and reconstructions go; whether to show progress."""
+
+    top: int = 5
+    output_dir: Path = Path(".")
+    progress: bool = True
 
 
 def _format_top(predictions: list[tuple[str, float]]) -> str:
