@@ -106,3 +106,17 @@ def test_multi_head_attention_checks_head_divisibility():
         MultiHeadAttention(
             query_channels=8, kv_channels=8, qk_channels=10, v_channels=8, output_channels=8, num_heads=4
         )
+
+
+def test_different_qk_and_v_head_widths_run_fused_and_equal_the_product():
+    """The CPU flash kernel needs one head width: q, k (d = 32) are zero-padded to v's (dv = 160)."""
+    from omniperceiver.core.attention import pad_head_channels
+
+    q, k, v = torch.randn(2, 4, 8, 32), torch.randn(2, 4, 16, 32), torch.randn(2, 4, 16, 160)
+    padded = pad_head_channels(q, k, v)
+    assert [t.shape[-1] for t in padded] == [160, 160, 160]
+    if q.device.type == "cpu":
+        assert torch._fused_sdp_choice(*padded) != 0  # not the math kernel
+    out, _ = attend(q, k, v)
+    expected = ((q @ k.transpose(-1, -2)) / 32**0.5).softmax(-1) @ v
+    assert out.shape == (2, 4, 8, 160) and torch.allclose(out, expected, atol=1e-5)

@@ -44,19 +44,22 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
 
 
 def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """On CUDA, zero-pad the head channels of q, k (d) and v (dv) to multiples of 8.
+    """Zero-pad head channels so that SDPA can run a fused kernel instead of its math kernel, which
+    materializes the (B, H, O, M) probabilities: on CUDA to multiples of 8 (aligned channels); on the CPU,
+    whose flash kernel needs one width for q, k and v, q and k (d) or v (dv) to the larger of the two.
 
-    SDPA's fused CUDA kernels need aligned head channels; without them it falls back to its math kernel,
-    which materializes the (B, H, O, M) probabilities. Zero channels add nothing to q·k, and the extra output
-    channels that v's padding produces are cut off by the caller. The CPU kernel takes any width as it is.
+    Zero channels add nothing to q·k, and the extra output channels that v's padding produces are cut off by
+    the caller (who keeps the 1/sqrt(d) scale of the unpadded width).
     """
-    if not q.is_cuda:
-        return q, k, v
-    pad_qk, pad_v = -q.shape[-1] % 8, -v.shape[-1] % 8
-    if pad_qk:
-        q, k = F.pad(q, (0, pad_qk)), F.pad(k, (0, pad_qk))
-    if pad_v:
-        v = F.pad(v, (0, pad_v))
+    d, dv = q.shape[-1], v.shape[-1]
+    if q.is_cuda:
+        d, dv = d + -d % 8, dv + -dv % 8
+    elif q.device.type == "cpu":
+        d = dv = max(d, dv)
+    if d > q.shape[-1]:
+        q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
+    if dv > v.shape[-1]:
+        v = F.pad(v, (0, dv - v.shape[-1]))
     return q, k, v
 
 
