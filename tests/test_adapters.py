@@ -108,3 +108,16 @@ def test_every_zoo_model_builds_at_reduced_size_and_round_trips(tmp_path):
         assert op.PerceiverIOConfig.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="unknown model 'vision'; known models: language-perceiver"):
         zoo.config("vision")
+
+
+def test_patch_stem_is_space_to_depth_then_an_optional_projection():
+    from omniperceiver.adapters.image import PatchStemConfig
+
+    images = torch.randn(2, 3, 8, 12)
+    plain = ImageInputConfig((8, 12), stem=PatchStemConfig(patch_size=4)).build()
+    inputs, _ = plain(images)
+    assert torch.equal(inputs, reference.space_to_depth(images, spatial_block_size=4).flatten(1, 2))
+    projected = ImageInputConfig((8, 12), stem=PatchStemConfig(patch_size=4, channels=16)).build()
+    assert projected(images)[0].shape == (2, 6, 16) and projected.config.num_channels == 16
+    with pytest.raises(ValueError, match="a padding mask needs the pixel stem"):
+        projected(images, torch.ones(2, 8, 12, dtype=torch.bool))

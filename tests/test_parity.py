@@ -238,3 +238,14 @@ def test_unknown_and_missing_weights_are_listed(tmp_path):
     save_file(weights, path)
     with pytest.raises(ValueError, match=r"missing \['encoder.latents'\]"):
         op.from_pretrained(tmp_path / "hf")
+
+
+def test_pytorch_model_bin_checkpoints_convert_too(tmp_path):
+    reference = transformers.PerceiverForSequenceClassification(transformers.PerceiverConfig(**{**SMALL, **TEXT}))
+    randomize(reference)
+    reference.eval().save_pretrained(tmp_path / "hf")  # then the older pickle format instead of safetensors
+    (tmp_path / "hf" / "model.safetensors").unlink()
+    torch.save(reference.state_dict(), tmp_path / "hf" / "pytorch_model.bin")
+    ids, mask = text_batch()
+    with torch.no_grad():
+        assert_close(op.from_pretrained(tmp_path / "hf")(ids, mask), reference(inputs=ids, attention_mask=mask).logits)

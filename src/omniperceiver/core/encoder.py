@@ -100,7 +100,9 @@ def autocast_weight_cache(device_type: str, *, reuses_weights: bool) -> contextl
     layer applied in every block would cast its weights again each time; for an encoder that ``reuses
     weights``, inference inside this context runs under ``no_grad`` instead, where the cache works (each
     weight is cast once per forward). Without reuse the cache would only hold a copy of every weight."""
-    if not (reuses_weights and torch.is_inference_mode_enabled() and torch.is_autocast_enabled(device_type)):
+    if torch.compiler.is_compiling() or not reuses_weights:
+        return contextlib.nullcontext()
+    if not (torch.is_inference_mode_enabled() and torch.is_autocast_enabled(device_type)):
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
     stack.enter_context(torch.inference_mode(False))
