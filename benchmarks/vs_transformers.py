@@ -430,12 +430,14 @@ def report(results: list[dict], flops: dict, peak: dict, accuracies: list[dict])
         print("note: /proc/self/clear_refs was not writable; peaks exclude what was resident before the first run")
 
 
-def measure_model(name: str, directory: Path, common: list[str], quick: bool) -> tuple[list[dict], list[dict]]:
-    """Every row of model ``name`` (saved in ``directory``/name), each implementation in its own worker
-    (``quick``: one worker per implementation), and the accuracy of the forward rows."""
+def measure_model(
+    name: str, directory: Path, common: list[str], quick: bool, mode: str | None
+) -> tuple[list[dict], list[dict]]:
+    """Every row of model ``name`` (saved in ``directory``/name) in ``mode`` (None: all), each implementation
+    in its own worker (``quick``: one worker per implementation), and the accuracy of the forward rows."""
     outputs = directory / f"{name}-outputs"
     outputs.mkdir()
-    rows, results = rows_of(name), []
+    rows, results = [row for row in rows_of(name) if mode in (None, row.mode)], []
     for group in [rows] if quick else [[row] for row in rows]:
         for implementation in IMPLEMENTATIONS:
             todo = [row for row in group if implementation != "ours-checkpointed" or row.mode == "train"]
@@ -463,6 +465,7 @@ def main() -> None:
         epilog="example:\n  python benchmarks/vs_transformers.py --only vision --json results/vision.json",
     )
     parser.add_argument("--only", choices=sorted(MODELS), help="measure only this model")
+    parser.add_argument("--mode", choices=("fwd", "train"), help="measure only forward or only training rows")
     parser.add_argument("--quick", action="store_true", help="small models, 1 thread: tests the script in seconds")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median; 2 at least)")
     parser.add_argument("--json", type=Path, help="also save the raw results to this file")
@@ -498,7 +501,7 @@ def main() -> None:
         peak = run_worker(["--worker", "matmul", *common], [{"implementation": "matmul"}])[0]
         print(f"matmul peak: {peak_text(peak)}", file=sys.stderr)
         for name in names if "skipped" not in prepared else []:
-            done, accurate = measure_model(name, Path(tmp), common, args.quick)
+            done, accurate = measure_model(name, Path(tmp), common, args.quick, args.mode)
             results += done
             accuracies += accurate
     if args.json:
