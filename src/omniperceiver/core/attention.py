@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from omniperceiver.core.fused import recomputed_linears
 from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.position import RotaryPositionEmbedding
 
@@ -140,15 +139,6 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(kv_channels, v_channels)
         self.output = nn.Linear(v_channels, output_channels)
 
-    def _project(
-        self, queries: Tensor, keys_values: Tensor, query_norm: nn.Module | None, kv_norm: nn.Module | None
-    ) -> tuple[Tensor, ...]:
-        if queries is keys_values and query_norm is kv_norm:  # self-attention: one normalization for q, k, v
-            return recomputed_linears(queries, query_norm, (self.query, self.key, self.value))
-        (q,) = recomputed_linears(queries, query_norm, (self.query,))
-        k, v = recomputed_linears(keys_values, kv_norm, (self.key, self.value))
-        return q, k, v
-
     def _split_heads(self, x: Tensor) -> Tensor:
         b, n, c = x.shape
         return x.view(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)
@@ -163,19 +153,17 @@ class MultiHeadAttention(nn.Module):
         key_positions: Tensor | None = None,
         cache: KVCache | None = None,
         need_weights: bool = False,
-        query_norm: nn.Module | None = None,
-        kv_norm: nn.Module | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend ``queries`` (B, O, E) over ``keys_values`` (B, M, C).
 
         ``mask`` is boolean, broadcastable to (B, H, O, M_total) where M_total counts cached keys too.
         ``query_positions`` (B, O) and ``key_positions`` (B, M) are needed when the module has rotary
         embeddings. With a ``cache``, the new keys and values are appended to it and attention runs over all
-        cached keys. ``query_norm`` and ``kv_norm`` (the owning block's LayerNorms) are applied before the
-        projections without keeping their outputs for the backward pass (:mod:`omniperceiver.core.fused`).
-        Returns (B, O, output_channels) and the probabilities (B, H, O, M_total) if asked.
+        cached keys. Returns (B, O, output_channels) and the probabilities (B, H, O, M_total) if asked.
         """
-        q, k, v = (self._split_heads(t) for t in self._project(queries, keys_values, query_norm, kv_norm))
+        q = self._split_heads(self.query(queries))
+        k = self._split_heads(self.key(keys_values))
+        v = self._split_heads(self.value(keys_values))
         if self.rotary is not None:
             if query_positions is None or key_positions is None:
                 raise ValueError("attention with rotary embeddings needs query_positions and key_positions")

@@ -8,14 +8,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from omniperceiver.core.attention import MultiHeadAttention
-from omniperceiver.core.fused import recomputed_linears
 from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
 class MLP(nn.Sequential):
-    """Linear(C -> w·C), exact GELU, Linear(w·C -> C), optionally after a ``norm``; the norm's and the GELU's
-    outputs are recomputed in the backward pass instead of kept (:mod:`omniperceiver.core.fused`)."""
+    """Linear(C -> w·C), exact GELU, Linear(w·C -> C)."""
 
     def __init__(self, channels: int, widening_factor: int) -> None:
         super().__init__(
@@ -23,11 +21,6 @@ class MLP(nn.Sequential):
             nn.GELU(),
             nn.Linear(widening_factor * channels, channels),
         )
-
-    def forward(self, x: Tensor, norm: nn.Module | None = None) -> Tensor:
-        (hidden,) = recomputed_linears(x, norm, (self[0],))
-        (out,) = recomputed_linears(hidden, self[1], (self[2],))
-        return out
 
 
 class CrossAttentionBlock(nn.Module):
@@ -82,19 +75,17 @@ class CrossAttentionBlock(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Returns (B, O, E) and the attention probabilities (B, H, O, M) when ``need_weights``."""
         h, weights = self.attention(
-            queries,
-            inputs,
+            self.query_norm(queries),
+            self.kv_norm(inputs),
             mask=mask,
             query_positions=query_positions,
             key_positions=key_positions,
             cache=cache,
             need_weights=need_weights,
-            query_norm=self.query_norm,
-            kv_norm=self.kv_norm,
         )
         if self.use_query_residual:
             h = h + queries
-        return h + self.mlp(h, norm=self.mlp_norm), weights
+        return h + self.mlp(self.mlp_norm(h)), weights
 
 
 class SelfAttentionBlock(nn.Module):
@@ -135,15 +126,9 @@ class SelfAttentionBlock(nn.Module):
         positions: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
+        normed = self.norm(x)
         h, _ = self.attention(
-            x,
-            x,
-            mask=mask,
-            query_positions=positions,
-            key_positions=positions,
-            cache=cache,
-            query_norm=self.norm,
-            kv_norm=self.norm,
+            normed, normed, mask=mask, query_positions=positions, key_positions=positions, cache=cache
         )
         h = h + x
-        return h + self.mlp(h, norm=self.mlp_norm)
+        return h + self.mlp(self.mlp_norm(h))
