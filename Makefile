@@ -4,10 +4,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU build on this project's machines; another build: make test TORCH='torch==2.6.0'
 TORCH ?= torch==2.13.0
+APT_PACKAGES := fortunes fortunes-min fortunes-de fortunes-es fortunes-it
 
 .PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
+	# Debian packages (the fortunes text corpus), when run as root on a Debian-like system
+	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	  apt-get install -y -q $(APT_PACKAGES) > /dev/null 2>&1 || \
+	  { apt-get update -q > /dev/null 2>&1 && apt-get install -y -q $(APT_PACKAGES) > /dev/null 2>&1; } || \
+	  echo "warning: apt-get could not install $(APT_PACKAGES); the tests that need them are skipped"; fi
 	python3 -m venv $(VENV)
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet '$(TORCH)'

