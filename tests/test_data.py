@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pytest
 import torch
 
@@ -54,3 +55,23 @@ def test_fortunes_are_balanced_byte_snippets_in_four_languages():
     assert fortunes.sizes() == (560, 120, 120) and torch.equal(labels.bincount(), torch.full((4,), 140))
     assert (ids[:, 0] == ByteTokenizer.CLS).all() and torch.equal(mask, ids != ByteTokenizer.PAD)
     assert all(len(ByteTokenizer().decode(row)) <= 128 for row in ids)
+
+
+def warp_error(first, second, flow, sign):
+    """Mean |frame 2 sampled where sign x flow moves frame 1's pixels - frame 1|, away from the borders."""
+    from scipy import ndimage
+
+    rows, cols = np.mgrid[0 : first.shape[-2], 0 : first.shape[-1]].astype(np.float64)
+    moved = [rows + sign * flow[..., 1], cols + sign * flow[..., 0]]
+    back = ndimage.map_coordinates(second[0], moved, order=1, mode="reflect")
+    return abs(back - first[0])[4:-4, 4:-4].mean()
+
+
+def test_flow_pairs_second_frames_are_the_first_moved_by_the_true_flow():
+    splits = data.flow_pairs(pairs_per_photo=4, size=(32, 40))
+    assert splits.sizes() == (20, 4, 8) and splits.classes == ()
+    frames, flows = splits.test.tensors
+    assert frames.shape[1:] == (2, 3, 32, 40) and flows.shape[1:] == (32, 40, 2) and flows.abs().max() <= 3.0
+    for (first, second), flow in zip(frames.numpy(), flows.numpy(), strict=True):
+        moved, still, backwards = (warp_error(first, second, flow, sign) for sign in (1, 0, -1))
+        assert moved < 0.8 * still and moved < 0.6 * backwards

@@ -28,7 +28,8 @@ def package_file(package: str, relative: str, install: str) -> Path:
 @dataclasses.dataclass(frozen=True)
 class Splits:
     """A dataset cut once into train, validation and test parts (TensorDatasets whose last tensor holds the
-    integer labels), with the class names and a line describing the data."""
+    targets: integer labels, or flow fields), with the class names (none for regression) and a line
+    describing the data."""
 
     name: str
     train: TensorDataset
