@@ -5,10 +5,21 @@ package raises an ImportError naming the command that installs it.
 """
 
 from omniperceiver.data.audio import spoken_digits
+from omniperceiver.data.audiovisual import audiovisual_digits
 from omniperceiver.data.flow import flow_pairs
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.data.text import fortunes
 
-__all__ = ["Splits", "digits", "flow_pairs", "fortunes", "mnist", "shapes", "spoken_digits", "stratified_split"]
+__all__ = [
+    "Splits",
+    "audiovisual_digits",
+    "digits",
+    "flow_pairs",
+    "fortunes",
+    "mnist",
+    "shapes",
+    "spoken_digits",
+    "stratified_split",
+]
