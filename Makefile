@@ -4,12 +4,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # The CPU build on this project's machines; another build: make test TORCH='torch==2.6.0'
 TORCH ?= torch==2.13.0
-APT_PACKAGES := fortunes fortunes-min fortunes-de fortunes-es fortunes-it
+APT_PACKAGES := fortunes fortunes-min fortunes-de fortunes-es fortunes-it espeak-ng
 
 .PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
-	# Debian packages (the fortunes text corpus), when run as root on a Debian-like system
+	# Debian packages (the fortunes text corpus, the espeak-ng speech synthesizer), when run as root on a Debian-like system
 	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
 	  apt-get install -y -q $(APT_PACKAGES) > /dev/null 2>&1 || \
 	  { apt-get update -q > /dev/null 2>&1 && apt-get install -y -q $(APT_PACKAGES) > /dev/null 2>&1; } || \

@@ -1,6 +1,7 @@
 """The offline datasets: fixed seeded stratified splits of real data, clear errors when a package is missing."""
 
 import importlib.util
+import shutil
 
 import numpy as np
 import pytest
@@ -99,3 +100,15 @@ def test_audiovisual_digits_reward_fusion():
         for name in ("image", "audio", "both")
     }
     assert accuracy["both"] > max(accuracy["image"], accuracy["audio"]) + 0.04, accuracy  # 0.72 vs 0.66, 0.57
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason=f"no espeak-ng: {data.speech.INSTALL}")
+def test_synthesized_digits_hold_out_the_test_voices():
+    splits = data.synthesized_digits()
+    assert splits.sizes() == (960, 240, 240)
+    assert set(data.speech.PARTS["test"]).isdisjoint(data.speech.PARTS["train"])
+    audio, mask, labels = splits.test.tensors
+    assert torch.equal(labels.bincount(), torch.full((10,), 24))
+    lengths = mask.sum(1)
+    assert (lengths > 2000).all() and audio.abs().max() <= 1
+    assert all(audio[i, : lengths[i]].abs().max() > 0.05 for i in range(len(labels)))  # speech, not silence

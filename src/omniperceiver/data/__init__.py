@@ -9,6 +9,7 @@ from omniperceiver.data.audiovisual import audiovisual_digits
 from omniperceiver.data.flow import flow_pairs
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
+from omniperceiver.data.speech import synthesized_digits
 from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.data.text import fortunes
 
@@ -22,4 +23,5 @@ __all__ = [
     "shapes",
     "spoken_digits",
     "stratified_split",
+    "synthesized_digits",
 ]
