@@ -26,7 +26,7 @@ def test_splits_are_stratified_disjoint_and_fixed_by_the_seed():
 
 def test_digits_and_spoken_digits():
     digits = data.digits()
-    assert digits.sizes() == (1258, 269, 270) and digits.train.tensors[0].shape[1:] == (8, 8, 1)
+    assert digits.sizes() == (1258, 267, 272) and digits.train.tensors[0].shape[1:] == (8, 8, 1)
     spoken = data.spoken_digits()
     features, mask, labels = spoken.train.tensors
     assert features.shape[1:] == (92, 13) and mask.shape == features.shape[:2] and labels.max() == 9

@@ -7,6 +7,7 @@ package raises an ImportError naming the command that installs it.
 from omniperceiver.data.audio import spoken_digits
 from omniperceiver.data.audiovisual import audiovisual_digits
 from omniperceiver.data.flow import flow_pairs
+from omniperceiver.data.folders import csv_series, image_folder, point_cloud_folder, text_folder, wav_folder
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.speech import synthesized_digits
@@ -16,12 +17,17 @@ from omniperceiver.data.text import fortunes
 __all__ = [
     "Splits",
     "audiovisual_digits",
+    "csv_series",
     "digits",
     "flow_pairs",
     "fortunes",
+    "image_folder",
     "mnist",
+    "point_cloud_folder",
     "shapes",
     "spoken_digits",
     "stratified_split",
     "synthesized_digits",
+    "text_folder",
+    "wav_folder",
 ]

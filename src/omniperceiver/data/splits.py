@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-FRACTIONS = (0.7, 0.15, 0.15)
+TRAIN_FRACTION = 0.7  # the rest is halved between validation and test (test gets an odd one)
 
 
 def package_file(package: str, relative: str, install: str) -> Path:
@@ -45,17 +45,17 @@ class Splits:
 def stratified_split(
     name: str, tensors: tuple[Tensor, ...], classes: tuple[str, ...], description: str, *, seed: int = 0
 ) -> Splits:
-    """Split the rows of ``tensors`` (labels last) class by class in the proportions of ``FRACTIONS``, after a
-    shuffle seeded by ``seed``: every part holds every class in the same proportion, and the same seed always
-    gives the same parts."""
+    """Split the rows of ``tensors`` (labels last) class by class, 70% train and the rest halved between
+    validation and test, after a shuffle seeded by ``seed``: every part holds every class in the same
+    proportion, and the same seed always gives the same parts."""
     labels = tensors[-1]
     generator = torch.Generator().manual_seed(seed)
     parts: list[list[Tensor]] = [[], [], []]
     for label in labels.unique(sorted=True):
         rows = (labels == label).nonzero()[:, 0]
         rows = rows[torch.randperm(len(rows), generator=generator)]
-        first = round(len(rows) * FRACTIONS[0])
-        second = first + round(len(rows) * FRACTIONS[1])
+        first = round(len(rows) * TRAIN_FRACTION)
+        second = first + (len(rows) - first) // 2
         for part, chunk in zip(parts, (rows[:first], rows[first:second], rows[second:]), strict=True):
             part.append(chunk)
     datasets = []

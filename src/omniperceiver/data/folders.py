@@ -1,0 +1,173 @@
+"""A user's own data: one subfolder per class (images, WAV files, texts, point clouds) or a CSV table."""
+
+from __future__ import annotations
+
+import csv
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.data.splits import Splits, stratified_split
+
+
+def _class_files(root: str | Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """Files with one of ``suffixes`` in each subfolder of ``root`` (the class, in sorted order)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in suffixes)
+        files += found
+        labels += [label] * len(found)
+    if len(classes) < 2 or not files:
+        raise ValueError(f"{root} needs a subfolder per class (2 or more) holding {'/'.join(suffixes)} files")
+    return files, labels, classes
+
+
+def _read_all(files: list[Path], read: Callable[[Path], object]) -> list:
+    items = []
+    for path in files:
+        try:
+            items.append(read(path))
+        except (OSError, ValueError, EOFError, wave.Error) as error:
+            raise ValueError(f"cannot read {path}: {error}") from error
+    return items
+
+
+def _padded(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L_max, ...) zero-padded and the (B, L_max) mask of real steps."""
+    longest = max(len(s) for s in sequences)
+    values = torch.zeros(len(sequences), longest, *sequences[0].shape[1:])
+    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
+    for i, s in enumerate(sequences):
+        values[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return values, mask
+
+
+def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed: int = 0) -> Splits:
+    """PNG/JPEG/... images (B, H, W, 3) in [0, 1]; all of one size, or resized (bilinear) to ``size``."""
+    from omniperceiver.media import load_image
+
+    files, labels, classes = _class_files(root, (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"))
+    images = [torch.from_numpy(image).float() / 255 for image in _read_all(files, load_image)]
+    if size is not None:
+        images = [
+            F.interpolate(i.permute(2, 0, 1)[None], size=size, mode="bilinear")[0].permute(1, 2, 0) for i in images
+        ]
+    shapes = {tuple(i.shape) for i in images}
+    if len(shapes) > 1:
+        raise ValueError(f"the images in {root} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
+    return stratified_split(
+        Path(root).name, (torch.stack(images), torch.tensor(labels)), classes, f"images from {root}", seed=seed
+    )
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as clip:
+        if clip.getsampwidth() != 2:
+            raise ValueError(f"only 16-bit PCM WAV is read, this one has {8 * clip.getsampwidth()}-bit samples")
+        samples = np.frombuffer(clip.readframes(clip.getnframes()), dtype=np.int16).astype(np.float32) / 32768
+        return samples.reshape(-1, clip.getnchannels()).mean(1), clip.getframerate()
+
+
+def wav_folder(root: str | Path, *, sample_rate: int | None = None, seed: int = 0) -> Splits:
+    """16-bit PCM WAV clips as mono waveforms (B, S) in [-1, 1], zero-padded, with their mask (B, S); every
+    clip at one rate, or resampled (linear) to ``sample_rate``."""
+    files, labels, classes = _class_files(root, (".wav",))
+    clips = _read_all(files, _read_wav)
+    rates = {rate for _, rate in clips}
+    if sample_rate is None and len(rates) > 1:
+        raise ValueError(f"the clips in {root} have sample rates {sorted(rates)}: pass sample_rate")
+    waves = [
+        torch.from_numpy(samples)
+        if sample_rate in (None, rate)
+        else F.interpolate(torch.from_numpy(samples)[None, None], scale_factor=sample_rate / rate, mode="linear")[0, 0]
+        for samples, rate in clips
+    ]
+    audio, mask = _padded(waves)
+    return stratified_split(
+        Path(root).name, (audio, mask, torch.tensor(labels)), classes, f"audio from {root}", seed=seed
+    )
+
+
+def text_folder(root: str | Path, *, max_length: int = 2048, seed: int = 0) -> Splits:
+    """UTF-8 text files, one example each, as byte ids [CLS] bytes [SEP] (B, L) with their mask; a file longer
+    than ``max_length`` tokens is an error (nothing is cut silently)."""
+    files, labels, classes = _class_files(root, (".txt",))
+    texts = _read_all(files, lambda path: path.read_text(encoding="utf-8"))
+    tokenizer, lengths = ByteTokenizer(), [len(t.encode("utf-8")) + 2 for t in texts]
+    if max(lengths) > max_length:
+        longest = files[int(np.argmax(lengths))]
+        raise ValueError(f"{longest} has {max(lengths)} tokens, more than max_length={max_length}")
+    ids, mask = tokenizer.batch(texts)
+    return stratified_split(
+        Path(root).name, (ids, mask, torch.tensor(labels)), classes, f"texts from {root}", seed=seed
+    )
+
+
+def read_points(path: Path) -> np.ndarray:
+    """(P, 3) points of a .npy array, an ASCII .ply or an .off file."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        points = np.load(path, allow_pickle=False)
+    else:
+        lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and line[0] != "#"]
+        if suffix == ".off":
+            header = lines[0].split()
+            if header[0] != "OFF":
+                raise ValueError("an .off file starts with OFF")
+            counts, start = (header[1:], 1) if len(header) > 1 else (lines[1].split(), 2)
+            points = np.array([line.split()[:3] for line in lines[start : start + int(counts[0])]], dtype=np.float64)
+        else:
+            if lines[0] != "ply" or "format ascii 1.0" not in lines[1]:
+                raise ValueError("only ASCII .ply files are read")
+            count = next(int(line.split()[-1]) for line in lines if line.startswith("element vertex"))
+            start = lines.index("end_header") + 1
+            points = np.array([line.split()[:3] for line in lines[start : start + count]], dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"expected points (P, 3), got shape {points.shape}")
+    return points.astype(np.float32)
+
+
+def point_cloud_folder(root: str | Path, *, points: int = 512, seed: int = 0) -> Splits:
+    """Point clouds (.npy (P, 3), ASCII .ply, .off) as (B, ``points``, 3): each cloud's points sampled without
+    replacement (seeded) and centred; a cloud with fewer points is an error."""
+    files, labels, classes = _class_files(root, (".npy", ".ply", ".off"))
+    rng = np.random.default_rng(seed)
+    clouds = []
+    for path, cloud in zip(files, _read_all(files, read_points), strict=True):
+        if len(cloud) < points:
+            raise ValueError(f"{path} has {len(cloud)} points, fewer than points={points}")
+        chosen = cloud[rng.choice(len(cloud), points, replace=False)]
+        clouds.append(chosen - chosen.mean(0))
+    tensors = (torch.tensor(np.stack(clouds)), torch.tensor(labels))
+    return stratified_split(Path(root).name, tensors, classes, f"point clouds from {root}", seed=seed)
+
+
+def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
+    """A CSV table, one example per row: every numeric column but ``label_column`` is one step of the series
+    (B, T, 1); the label column's distinct values are the classes."""
+    path = Path(path)
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or label_column not in rows[0]:
+        columns = list(rows[0]) if rows else []
+        raise ValueError(f"{path} has no column {label_column!r}; its columns: {columns}")
+    steps = [c for c in rows[0] if c != label_column]
+    try:
+        values = np.array([[float(row[c]) for c in steps] for row in rows], dtype=np.float32)
+    except ValueError as error:
+        raise ValueError(f"{path}: every column but {label_column!r} must be numeric ({error})") from error
+    classes = tuple(sorted({row[label_column] for row in rows}))
+    labels = torch.tensor([classes.index(row[label_column]) for row in rows])
+    return stratified_split(
+        path.stem, (torch.from_numpy(values)[..., None], labels), classes, f"series from {path}", seed=seed
+    )
