@@ -39,36 +39,6 @@ _SMALL_TEXT = dict(
 REDUCED: dict[str, dict[str, object]] = {
     "language-perceiver": _SMALL_TEXT,
     "text-classifier": dict(_SMALL_TEXT, num_classes=3),
-    "vision-perceiver-learned": vision_perceiver_learned,
-    "vision-perceiver-fourier": vision_perceiver_fourier,
-    "vision-perceiver-conv": vision_perceiver_conv,
-    "optical-flow-perceiver": optical_flow_perceiver,
-    "multimodal-perceiver": multimodal_perceiver,
-}
-
-_SMALL_ENCODER = dict(num_latents=16, latent_channels=64, num_self_attends_per_block=2, num_self_attention_heads=4)
-REDUCED: dict[str, dict[str, object]] = {
-    "language-perceiver": dict(
-        _SMALL_ENCODER,
-        channels=32,
-        max_length=48,
-        num_cross_attention_heads=4,
-        cross_attention_qk_channels=32,
-        cross_attention_v_channels=64,
-        self_attention_qk_channels=32,
-        self_attention_v_channels=64,
-    ),
-    "text-classifier": dict(
-        _SMALL_ENCODER,
-        num_classes=3,
-        channels=32,
-        max_length=48,
-        num_cross_attention_heads=4,
-        cross_attention_qk_channels=32,
-        cross_attention_v_channels=64,
-        self_attention_qk_channels=32,
-        self_attention_v_channels=64,
-    ),
     "vision-perceiver-learned": dict(_SMALL_ENCODER, num_classes=10, image_shape=(16, 16), num_blocks=2),
     "vision-perceiver-fourier": dict(_SMALL_ENCODER, num_classes=10, image_shape=(16, 16), num_blocks=2),
     "vision-perceiver-conv": dict(_SMALL_ENCODER, num_classes=10, image_shape=(32, 32), num_blocks=2),
