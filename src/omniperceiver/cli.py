@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   omniperceiver info runs/digits                          describe a model directory
   omniperceiver convert hf vision-perceiver-conv models/conv  convert a transformers checkpoint
   omniperceiver predict models/conv cat.jpg dog.png       top-5 classes of two images
+  omniperceiver train recipes/digits.yaml                 train and test a recipe
   omniperceiver --version
 """
 
@@ -57,6 +58,21 @@ def predict(args: argparse.Namespace) -> int:
         else:
             print(f"{item}\n{result}", flush=True)
     return 1 if failed else 0
+
+
+def train(args: argparse.Namespace) -> None:
+    """Train a recipe; print its test metrics."""
+    from omniperceiver.train import load_recipe
+    from omniperceiver.train import train as run
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    output = args.output_dir or f"runs/{recipe.dataset}"
+    metrics = run(recipe, output, progress=not args.quiet)
+    print(
+        f"{recipe.dataset}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()))
+        + f"; model in {output}/model"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -111,6 +127,18 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress display")
     predict_parser.set_defaults(run=predict)
+    train_parser = command(
+        "train",
+        "train a recipe (needs the train extra)",
+        "Train the Perceiver IO of a recipe (a YAML file: dataset, model, training) on its dataset's train split,\n"
+        "validate every epoch, print the test metrics, save the model and CSV logs. Overrides: section.key=value.",
+        "omniperceiver train recipes/digits.yaml training.epochs=10",
+    )
+    train_parser.add_argument("recipe", metavar="RECIPE.yaml")
+    train_parser.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="e.g. training.epochs=10")
+    train_parser.add_argument("--output-dir", help="run folder (default runs/DATASET)")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_parser.set_defaults(run=train)
     return parser
 
 

@@ -1,0 +1,91 @@
+"""Training recipes: a YAML file naming a dataset, the model's size and the training settings, validated
+before anything runs (unknown keys and wrong types name the key)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from omniperceiver.core.config import Config, require, require_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSize(Config):
+    """The Perceiver IO trunk shared by every task: latents, cross-attention and the latent stack."""
+
+    num_latents: int = 32
+    latent_channels: int = 64
+    num_cross_attention_heads: int = 1
+    num_blocks: int = 1
+    num_self_attends_per_block: int = 3
+    num_self_attention_heads: int = 4
+    widening_factor: int = 2
+    fourier_bands: int = 8
+    dropout: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings(Config):
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(epochs=self.epochs, batch_size=self.batch_size, accumulate=self.accumulate_grad_batches)
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
+        require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe(Config):
+    dataset: str
+    model: ModelSize = ModelSize()
+    training: TrainingSettings = TrainingSettings()
+
+
+def _typed(cls: type[Config], data: Any, where: str) -> Config:
+    """Build ``cls`` from a YAML mapping, checking every key and the type of every value."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ValueError(f"{where}.{key}: unknown key; valid keys: {sorted(fields)}")
+        hint = hints[key]
+        if isinstance(hint, type) and issubclass(hint, Config):
+            values[key] = _typed(hint, value, f"{where}.{key}")
+            continue
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ValueError(f"{where}.{key}: expected {hint.__name__}, got {value!r}")
+        values[key] = value
+    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
+    if missing:
+        raise ValueError(f"{where}: missing keys {missing}")
+    return cls(**values)
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read a recipe and apply ``section.key=value`` overrides (values parsed as YAML)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise ValueError(f"override {override!r}: expected section.key=value")
+        *sections, last = key.split(".")
+        target = data
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[last] = yaml.safe_load(value)
+    return _typed(Recipe, data, Path(path).name)
