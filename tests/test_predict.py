@@ -74,13 +74,22 @@ def test_multimodal_clip_is_reconstructed(tmp_path, capsys):
     model.save_pretrained(tmp_path / "mm")
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    np.savez(tmp_path / "clip.npz", video=video, audio=rng.uniform(-1, 1, 64).astype(np.float32))
+    audio = rng.uniform(-1, 1, 64).astype(np.float32)
+    np.savez(tmp_path / "clip.npz", video=video, audio=audio)
     np.savez(tmp_path / "short.npz", video=video, audio=np.zeros(10, np.float32))
     clips = [str(tmp_path / "clip.npz"), str(tmp_path / "short.npz")]
     assert main(["predict", str(tmp_path / "mm"), *clips, "--output-dir", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     assert "audio must have 64 samples" in err
+    inputs = {
+        "image": torch.from_numpy(video).permute(0, 3, 1, 2)[None].float() / 255,
+        "audio": torch.from_numpy(audio)[None],
+        "label": torch.zeros(1, 10),
+    }
+    with torch.no_grad():
+        expected = model(inputs, chunk_size=100)  # the whole clip at once, in chunks of another size
     with np.load(tmp_path / "clip_reconstruction.npz") as result:
-        assert result["video"].shape == (2, 16, 16, 3) and result["audio"].shape == (64,)
-        assert result["label"].shape == (10,) and abs(result["label"].sum() - 1) < 1e-5
+        assert np.allclose(result["video"], expected["image"][0].reshape(2, 16, 16, 3).clamp(0, 1), atol=1e-5)
+        assert np.allclose(result["audio"], expected["audio"][0], atol=1e-5)
+        assert np.allclose(result["label"], expected["label"][0].softmax(-1), atol=1e-6)
     assert "video mean |error|" in out

@@ -10,6 +10,7 @@ import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -25,7 +26,7 @@ from omniperceiver.outputs.classification import ClassificationOutput
 from omniperceiver.outputs.multimodal import MultimodalOutput
 from omniperceiver.outputs.tokens import TiedTokenOutput
 
-Runner = Callable[[nn.Module, str, "PredictOptions"], str]
+Runner = Callable[[nn.Module, Any, "PredictOptions"], str]  # the input: a path or text, or a pair of frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +59,8 @@ def fill_text(model: nn.Module, text: str, options: PredictOptions) -> str:
     return "  " + fill_masks(model, _read_text(text))
 
 
-def optical_flow(model: nn.Module, pair: str, options: PredictOptions) -> str:
-    first, second = pair.split("\0")
+def optical_flow(model: nn.Module, pair: tuple[str, str], options: PredictOptions) -> str:
+    first, second = pair
     frames = [load_image(first), load_image(second)]
     if frames[0].shape != frames[1].shape:
         raise ValueError(f"the frames differ in size: {frames[0].shape} and {frames[1].shape}")
@@ -123,13 +124,14 @@ def task(model: nn.Module) -> tuple[str, Runner]:
 def predict(model: nn.Module, inputs: Sequence[str], options: PredictOptions) -> Iterator[tuple[str, str | None, str]]:
     """Yield (input, result or None, error message) per input; flow takes its inputs in pairs."""
     name, runner = task(model)
+    items: list = list(inputs)
     if runner is optical_flow:
         if len(inputs) % 2:
             raise ValueError(f"optical flow takes frames in pairs (first, second); got {len(inputs)} files")
-        inputs = [f"{a}\0{b}" for a, b in zip(inputs[::2], inputs[1::2], strict=True)]
-    bar = tqdm(inputs, desc=name, disable=not options.progress or len(inputs) < 2, file=sys.stderr)
+        items = list(zip(inputs[::2], inputs[1::2], strict=True))
+    bar = tqdm(items, desc=name, disable=not options.progress or len(items) < 2, file=sys.stderr)
     for item in bar:
-        label = item.replace("\0", " + ")
+        label = " + ".join(item) if isinstance(item, tuple) else item
         try:
             yield label, runner(model, item, options), ""
         except ValueError as error:

@@ -82,3 +82,26 @@ class ArrayInputConfig(InputAdapterConfig):
 
     def build(self) -> ArrayInputAdapter:
         return ArrayInputAdapter(self)
+
+
+class ArrayBackedInputAdapter(InputAdapter):
+    """Base of the modality adapters that rearrange their tensor into an array (B, *index, C_in) and hand it
+    to an :class:`ArrayInputAdapter` (``self.array``) built from ``config.array``."""
+
+    def __init__(self, config: ArrayBackedInputConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.array = config.array.build()
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayBackedInputConfig(InputAdapterConfig):
+    """Base of their configs: ``array`` describes the array adapter, whose channels the inputs have."""
+
+    @property
+    def array(self) -> ArrayInputConfig:
+        raise NotImplementedError
+
+    @property
+    def num_channels(self) -> int:
+        return self.array.num_channels

@@ -6,20 +6,14 @@ import dataclasses
 
 from torch import Tensor
 
-from omniperceiver.adapters.array import ArrayInputConfig
-from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
+from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
 from omniperceiver.core.config import require, require_positive
 from omniperceiver.core.position import PositionConfig
 
 
-class AudioInputAdapter(InputAdapter):
+class AudioInputAdapter(ArrayBackedInputAdapter):
     """(B, S) samples -> (B, S/p, p + F): every p consecutive samples are one element with its position
     features; a mask (B, S/p) marks real patches."""
-
-    def __init__(self, config: AudioInputConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.array = config.array.build()
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         p = self.config.samples_per_patch
@@ -29,7 +23,7 @@ class AudioInputAdapter(InputAdapter):
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioInputConfig(InputAdapterConfig):
+class AudioInputConfig(ArrayBackedInputConfig):
     """Clips of ``num_samples`` samples in patches of ``samples_per_patch``."""
 
     num_samples: int
@@ -48,10 +42,6 @@ class AudioInputConfig(InputAdapterConfig):
     @property
     def array(self) -> ArrayInputConfig:
         return ArrayInputConfig((self.num_samples // self.samples_per_patch,), self.samples_per_patch, self.position)
-
-    @property
-    def num_channels(self) -> int:
-        return self.array.num_channels
 
     def build(self) -> AudioInputAdapter:
         return AudioInputAdapter(self)

@@ -7,8 +7,7 @@ import dataclasses
 import torch.nn.functional as F
 from torch import Tensor
 
-from omniperceiver.adapters.array import ArrayInputConfig
-from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
+from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
 from omniperceiver.core.config import require, require_optional_positive, require_positive
 from omniperceiver.core.position import PositionConfig
 
@@ -23,14 +22,9 @@ def frame_patches(frames: Tensor, patch_size: int) -> Tensor:
     return patches.reshape(b, h, w, t * k * k * c)
 
 
-class FlowInputAdapter(InputAdapter):
+class FlowInputAdapter(ArrayBackedInputAdapter):
     """Frames (B, T, C_in, H, W) -> (B, H·W, P + F): per pixel the frames' patches, a Linear projection to
     P = ``channels`` and position features over (H, W)."""
-
-    def __init__(self, config: FlowInputConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.array = config.array.build()
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
@@ -42,7 +36,7 @@ class FlowInputAdapter(InputAdapter):
 
 
 @dataclasses.dataclass(frozen=True)
-class FlowInputConfig(InputAdapterConfig):
+class FlowInputConfig(ArrayBackedInputConfig):
     """``num_frames`` frames of ``image_shape`` (H, W); ``patch_size`` (odd) neighbourhoods, projected to
     ``channels`` (None: no projection)."""
 
@@ -63,10 +57,6 @@ class FlowInputConfig(InputAdapterConfig):
     def array(self) -> ArrayInputConfig:
         values = self.num_frames * self.patch_size**2 * self.in_channels
         return ArrayInputConfig(self.image_shape, values, self.position, project_channels=self.channels)
-
-    @property
-    def num_channels(self) -> int:
-        return self.array.num_channels
 
     def build(self) -> FlowInputAdapter:
         return FlowInputAdapter(self)

@@ -9,8 +9,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from omniperceiver.adapters.array import ArrayInputConfig
-from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
+from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
 from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
 from omniperceiver.core.position import PositionConfig
 
@@ -146,15 +145,13 @@ class PatchStemConfig(StemConfig):
         return PatchStem(in_channels, self)
 
 
-class ImageInputAdapter(InputAdapter):
+class ImageInputAdapter(ArrayBackedInputAdapter):
     """Images (B, C_in, H, W) -> (B, M, C), M = H'·W' pixels of the stem's output (row-major), each with
     its position features. A padding mask (B, H, W) is accepted with the pixel stem (``stem=None``) only."""
 
     def __init__(self, config: ImageInputConfig) -> None:
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.stem = config.stem.build(config.in_channels) if config.stem is not None else None
-        self.array = config.array.build()
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
@@ -168,7 +165,7 @@ class ImageInputAdapter(InputAdapter):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageInputConfig(InputAdapterConfig):
+class ImageInputConfig(ArrayBackedInputConfig):
     """Images of ``image_shape`` (H, W) with ``in_channels``; ``stem`` None reads raw pixels. Fourier
     positions follow the size that arrives; learned positions need ``image_shape``."""
 
@@ -191,10 +188,6 @@ class ImageInputConfig(InputAdapterConfig):
             return ArrayInputConfig(self.image_shape, self.in_channels, self.position)
         shape = self.stem.output_shape(self.image_shape)
         return ArrayInputConfig(shape, self.stem.out_channels(self.in_channels), self.position)
-
-    @property
-    def num_channels(self) -> int:
-        return self.array.num_channels
 
     def build(self) -> ImageInputAdapter:
         return ImageInputAdapter(self)

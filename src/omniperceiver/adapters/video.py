@@ -6,21 +6,15 @@ import dataclasses
 
 from torch import Tensor
 
-from omniperceiver.adapters.array import ArrayInputConfig
+from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
 from omniperceiver.adapters.image import space_to_depth
-from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.config import require, require_positive
 from omniperceiver.core.position import PositionConfig
 
 
-class VideoInputAdapter(InputAdapter):
+class VideoInputAdapter(ArrayBackedInputAdapter):
     """(B, T, C_in, H, W) -> (B, M, C): each (bt, bh, bw) block is one element of bt·bh·bw·C_in values
     (ordered t, h, w, C) plus position features over the (T/bt, H/bh, W/bw) grid."""
-
-    def __init__(self, config: VideoInputConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.array = config.array.build()
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
@@ -32,7 +26,7 @@ class VideoInputAdapter(InputAdapter):
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoInputConfig(InputAdapterConfig):
+class VideoInputConfig(ArrayBackedInputConfig):
     """Videos of ``video_shape`` (T, H, W) cut into ``patch_shape`` (bt, bh, bw) blocks."""
 
     video_shape: tuple[int, int, int]
@@ -58,10 +52,6 @@ class VideoInputConfig(InputAdapterConfig):
         grid = tuple(n // p for n, p in zip(self.video_shape, self.patch_shape, strict=True))
         values = self.patch_shape[0] * self.patch_shape[1] * self.patch_shape[2] * self.in_channels
         return ArrayInputConfig(grid, values, self.position)
-
-    @property
-    def num_channels(self) -> int:
-        return self.array.num_channels
 
     def build(self) -> VideoInputAdapter:
         return VideoInputAdapter(self)

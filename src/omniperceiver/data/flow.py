@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from omniperceiver.data.splits import Splits
+from omniperceiver.data.splits import Splits, require_module
 
 # photos by part: the test and validation photos are never seen in training
 PHOTOS = {
@@ -16,13 +14,6 @@ PHOTOS = {
     "validation": ("rocket",),
     "test": ("chelsea", "gravel"),
 }
-
-
-def _import(name: str, install: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as error:
-        raise ImportError(f"this dataset needs {name}: {install}") from error
 
 
 def _pairs(photo: np.ndarray, count: int, size: tuple[int, int], max_flow: float, rng, ndimage):
@@ -51,8 +42,8 @@ def flow_pairs(
     """Frame pairs (2, 3, H, W) in [-1, 1] with their true flow (H, W, 2) in pixels (u right, v down): crops
     of real photos, the second frame the first warped by a smooth random field of up to ``max_flow`` pixels.
     Test and validation pairs come from photos the training pairs never use."""
-    data = _import("skimage.data", "pip install scikit-image")
-    ndimage = _import("scipy.ndimage", "pip install scipy")
+    data = require_module("skimage.data", "pip install scikit-image")
+    ndimage = require_module("scipy.ndimage", "pip install scipy")
     rng = np.random.default_rng(seed)
     parts = []
     for names in PHOTOS.values():

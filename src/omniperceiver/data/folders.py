@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from omniperceiver.adapters.text import ByteTokenizer
-from omniperceiver.data.splits import Splits, stratified_split
+from omniperceiver.data.splits import Splits, pad_sequences, stratified_split
+from omniperceiver.media.audio import resample
 
 
 def _class_files(root: str | Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[int], tuple[str, ...]]:
@@ -39,17 +40,6 @@ def _read_all(files: list[Path], read: Callable[[Path], object]) -> list:
         except (OSError, ValueError, EOFError, wave.Error) as error:
             raise ValueError(f"cannot read {path}: {error}") from error
     return items
-
-
-def _padded(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L_max, ...) zero-padded and the (B, L_max) mask of real steps."""
-    longest = max(len(s) for s in sequences)
-    values = torch.zeros(len(sequences), longest, *sequences[0].shape[1:])
-    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
-    for i, s in enumerate(sequences):
-        values[i, : len(s)] = s
-        mask[i, : len(s)] = True
-    return values, mask
 
 
 def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed: int = 0) -> Splits:
@@ -86,13 +76,8 @@ def wav_folder(root: str | Path, *, sample_rate: int | None = None, seed: int = 
     rates = {rate for _, rate in clips}
     if sample_rate is None and len(rates) > 1:
         raise ValueError(f"the clips in {root} have sample rates {sorted(rates)}: pass sample_rate")
-    waves = [
-        torch.from_numpy(samples)
-        if sample_rate in (None, rate)
-        else F.interpolate(torch.from_numpy(samples)[None, None], scale_factor=sample_rate / rate, mode="linear")[0, 0]
-        for samples, rate in clips
-    ]
-    audio, mask = _padded(waves)
+    waves = [resample(torch.from_numpy(samples), rate, sample_rate or rate) for samples, rate in clips]
+    audio, mask = pad_sequences(waves)
     return stratified_split(
         Path(root).name, (audio, mask, torch.tensor(labels)), classes, f"audio from {root}", seed=seed
     )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
 
-from omniperceiver.data.splits import Splits, stratified_split
+from omniperceiver.data.splits import Splits, require_module, stratified_split
 
 SHAPES = ("box", "icosphere", "cylinder", "cone", "capsule", "torus", "annulus")
 
@@ -28,10 +26,7 @@ def _mesh(trimesh, shape: str):
 def shapes(*, clouds_per_shape: int = 150, points: int = 512, seed: int = 0) -> Splits:
     """``clouds_per_shape`` clouds of ``points`` points (B, P, 3) per shape class, each rotated at random,
     scaled by 0.5-1.5 per axis and centred; a shape's class is only in its geometry."""
-    try:
-        trimesh = importlib.import_module("trimesh")
-    except ImportError as error:
-        raise ImportError("this dataset needs the trimesh package: pip install trimesh") from error
+    trimesh = require_module("trimesh", "pip install trimesh")
     rng = np.random.default_rng(seed)
     clouds, labels = [], []
     for label, shape in enumerate(SHAPES):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from omniperceiver.data.images import DIGITS
-from omniperceiver.data.splits import Splits
+from omniperceiver.data.splits import Splits, pad_sequences
+from omniperceiver.media.audio import resample
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
@@ -47,23 +47,11 @@ def synthesized_digits(*, sample_rate: int = 8000) -> Splits:
     with tempfile.TemporaryDirectory() as folder, ThreadPoolExecutor(max_workers=2) as pool:
         paths = [Path(folder) / f"{i}.wav" for i in range(len(jobs))]
         clips = list(pool.map(lambda job, path: _say(espeak, job[0], WORDS[job[1]], *job[2:], path), jobs, paths))
-    waves = [
-        F.interpolate(
-            torch.from_numpy(c.astype(np.float32) / 32768)[None, None],
-            scale_factor=sample_rate / SOURCE_RATE,
-            mode="linear",
-        )[0, 0]
-        for c in clips
-    ]
-    longest = max(len(w) for w in waves)
+    waves = [resample(torch.from_numpy(c.astype(np.float32) / 32768), SOURCE_RATE, sample_rate) for c in clips]
     parts = []
     for voices in PARTS.values():
         rows = [i for i, job in enumerate(jobs) if job[0] in voices]
-        audio = torch.zeros(len(rows), longest)
-        mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-        for r, i in enumerate(rows):
-            audio[r, : len(waves[i])] = waves[i]
-            mask[r, : len(waves[i])] = True
+        audio, mask = pad_sequences([waves[i] for i in rows])
         parts.append(TensorDataset(audio, mask, torch.tensor([jobs[i][1] for i in rows])))
     description = f"digit words by {len(VOICES)} espeak-ng voices, {len(jobs)} clips at {sample_rate} Hz"
     return Splits("synthesized-digits", *parts, classes=DIGITS, description=description)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -23,6 +25,25 @@ def package_file(package: str, relative: str, install: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{package} is installed but has no {relative}; reinstall it: {install}")
     return path
+
+
+def require_module(name: str, install: str) -> ModuleType:
+    """Import ``name``, or raise an ImportError that names the command installing it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"this dataset needs the {name} package: {install}") from error
+
+
+def pad_sequences(sequences: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Sequences (L_i, ...) -> zero-padded (B, L_max, ...) and the mask (B, L_max) of real steps."""
+    longest = max(len(s) for s in sequences)
+    values = torch.zeros(len(sequences), longest, *sequences[0].shape[1:])
+    mask = torch.zeros(len(sequences), longest, dtype=torch.bool)
+    for i, s in enumerate(sequences):
+        values[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return values, mask
 
 
 @dataclasses.dataclass(frozen=True)

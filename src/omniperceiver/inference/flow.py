@@ -62,9 +62,9 @@ def estimate_flow(
     flow = torch.zeros(height, width, 2)
     total = torch.zeros(height, width, 1)
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
+    device = next(model.parameters()).device
     for batch in tqdm(batches, desc="flow tiles", disable=not progress, leave=False):
         pieces = torch.stack([frames[..., y : y + tile[0], x : x + tile[1]] for y, x in batch])
-        device = next(model.parameters()).device
         predicted = model(pieces.to(device)).float().cpu()
         for (y, x), piece in zip(batch, predicted, strict=True):
             flow[y : y + tile[0], x : x + tile[1]] += piece * weights[..., None]

@@ -10,7 +10,18 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+
+def resample(wave: Tensor, rate: int, new_rate: int) -> Tensor:
+    """A waveform (..., S) sampled at ``rate`` -> (..., S·new_rate/rate) by linear interpolation (enough for
+    the downsampling of speech to 8 kHz; no anti-aliasing filter)."""
+    if new_rate == rate:
+        return wave
+    shape = wave.shape[:-1]
+    flat = wave.reshape(-1, 1, wave.shape[-1])
+    return F.interpolate(flat, scale_factor=new_rate / rate, mode="linear")[:, 0].reshape(*shape, -1)
 
 
 def power_spectrogram(wave: Tensor, *, n_fft: int = 2048, hop_length: int = 512) -> Tensor:

@@ -59,7 +59,7 @@ class MultimodalQueries(QueryProvider):
         if indices is None:
             indices = torch.arange(self.num_queries(), device=inputs.device)
         queries = inputs.new_empty(b, indices.shape[0], self.num_channels)
-        for name, (selected, local) in self.config.split(indices).items():
+        for name, (selected, local) in split_by_modality(self.config.sizes, indices).items():
             queries[:, selected] = self.padding.pad(name, self.providers[name](inputs, local))
         return queries
 
@@ -82,15 +82,13 @@ class MultimodalQueryConfig(QueryConfig):
     def num_channels(self) -> int:
         return max(m.queries.num_channels for m in self.modalities) + self.min_padding
 
-    def split(self, indices: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
-        """Flat indices (O,) -> per modality present: (positions in ``indices``, indices within the modality)."""
-        return split_by_modality(self.sizes, indices)
-
     def build(self) -> MultimodalQueries:
         return MultimodalQueries(self)
 
 
 def split_by_modality(sizes: dict[str, int], indices: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+    """Flat indices (O,) over modalities of ``sizes`` (in order) -> per modality present: (positions in
+    ``indices``, indices within the modality)."""
     parts, offset = {}, 0
     for name, size in sizes.items():
         selected = ((indices >= offset) & (indices < offset + size)).nonzero()[:, 0]
