@@ -2,12 +2,10 @@
 
 import pytest
 
-from omniperceiver.cli import main
-
 pytest.importorskip("lightning")
-from omniperceiver.train import load_recipe
+from omniperceiver.train import load_recipe, train
 
-RECIPE = "recipes/digits.yaml"
+RECIPE = "digits"  # a shipped recipe, by name
 
 
 @pytest.mark.parametrize(
@@ -18,6 +16,9 @@ RECIPE = "recipes/digits.yaml"
         (["training.precision=16"], r"digits.yaml.training.precision: expected str, got 16"),
         (["training.precision=fp8"], r"precision='fp8' is invalid: expected '32-true' or 'bf16-mixed'"),
         (["epochs"], r"override 'epochs': expected section.key=value"),
+        (["training.strategy=horovod"], r"strategy='horovod' is invalid: expected one of \('auto', 'ddp', 'fsdp'\)"),
+        (["training.devices=3"], r"batch_size=32 is invalid: expected a multiple of devices x num_nodes \(3\)"),
+        (["model.patch_size=0"], r"patch_size=0 is invalid"),
     ],
 )
 def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
@@ -25,11 +26,16 @@ def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
         load_recipe(RECIPE, overrides)
 
 
-def test_the_digits_recipe_learns(tmp_path, capsys):
-    overrides = ["training.epochs=30", "training.learning_rate=0.002"]  # a shorter run of the recipe
-    assert main(["train", RECIPE, *overrides, "--output-dir", str(tmp_path), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    accuracy = float(out.split("test_accuracy ")[1].split(",")[0].split(";")[0])
-    assert accuracy >= 0.9, out
-    assert (tmp_path / "model" / "model.safetensors").is_file()
-    assert main(["info", str(tmp_path / "model")]) == 0
+def test_unknown_recipes_and_datasets_fail_before_training(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no recipe file mnsit; the shipped recipes are \[.*'mnist'"):
+        load_recipe("mnsit")
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("dataset: imagenet\n")
+    with pytest.raises(ValueError, match=r"dataset='imagenet': expected one of \[.*'mnist'"):
+        train(load_recipe(recipe), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"cannot resume: .*checkpoints/last.ckpt does not exist"):
+        train(load_recipe(RECIPE), tmp_path, resume=True)

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
@@ -64,14 +65,19 @@ class ByteTokenizer:
 
 
 class TextInputAdapter(InputAdapter):
-    """Token ids (B, L) -> embeddings plus learned absolute positions (B, L, C); mask (B, L) passes through."""
+    """Token ids (B, L) -> embeddings plus learned absolute positions (B, L, C); mask (B, L) passes through.
+    With ``ngram`` n > 1, each element also adds the embeddings of the n - 1 tokens before it, one table per
+    offset (id 0 before the start), so that attention over single elements can tell n-grams apart."""
 
     def __init__(self, config: TextInputConfig) -> None:
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.channels)
+        self.preceding = nn.ModuleList(
+            nn.Embedding(config.vocab_size, config.channels) for _ in range(config.ngram - 1)
+        )
         self.position = nn.Embedding(config.max_length, config.channels)
-        for table in (self.embedding, self.position):
+        for table in (self.embedding, *self.preceding, self.position):
             nn.init.trunc_normal_(table.weight, std=0.02)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -84,20 +90,26 @@ class TextInputAdapter(InputAdapter):
             raise ValueError(f"token ids must lie in [0, {c.vocab_size}), got [{int(x.min())}, {int(x.max())}]")
         if mask is not None:
             check_mask(mask, "(B, L)", tuple(x.shape))
-        positions = torch.arange(x.shape[1], device=x.device)
-        return self.embedding(x) + self.position(positions), mask
+        h = self.embedding(x) + self.position(torch.arange(x.shape[1], device=x.device))
+        for offset, table in enumerate(self.preceding, start=1):
+            h = h + table(F.pad(x, (offset, 0))[:, : x.shape[1]])
+        return h, mask
 
 
 @dataclasses.dataclass(frozen=True)
 class TextInputConfig(InputAdapterConfig):
-    """Token embeddings of ``channels`` for ``vocab_size`` ids and up to ``max_length`` positions."""
+    """Token embeddings of ``channels`` for ``vocab_size`` ids and up to ``max_length`` positions, each
+    element carrying its ``ngram`` - 1 preceding tokens too."""
 
     vocab_size: int = ByteTokenizer.vocab_size
     channels: int = 768
     max_length: int = 2048
+    ngram: int = 1
 
     def __post_init__(self) -> None:
-        require_positive(vocab_size=self.vocab_size, channels=self.channels, max_length=self.max_length)
+        require_positive(
+            vocab_size=self.vocab_size, channels=self.channels, max_length=self.max_length, ngram=self.ngram
+        )
 
     @property
     def num_channels(self) -> int:

@@ -25,7 +25,8 @@ def _mesh(trimesh, shape: str):
 
 def shapes(*, clouds_per_shape: int = 150, points: int = 512, seed: int = 0) -> Splits:
     """``clouds_per_shape`` clouds of ``points`` points (B, P, 3) per shape class, each rotated at random,
-    scaled by 0.5-1.5 per axis and centred; a shape's class is only in its geometry."""
+    scaled by 0.6-1.4 (and stretched by up to 15% per axis) and centred; a shape's class is only in its
+    geometry."""
     trimesh = require_module("trimesh", "pip install trimesh")
     rng = np.random.default_rng(seed)
     clouds, labels = [], []
@@ -34,7 +35,7 @@ def shapes(*, clouds_per_shape: int = 150, points: int = 512, seed: int = 0) -> 
         for _ in range(clouds_per_shape):
             sampled, _ = trimesh.sample.sample_surface(mesh, points, seed=int(rng.integers(2**31)))
             rotation = trimesh.transformations.random_rotation_matrix(rng.random(3))[:3, :3]
-            cloud = (sampled * rng.uniform(0.5, 1.5, 3)) @ rotation.T
+            cloud = (sampled * rng.uniform(0.6, 1.4) * rng.uniform(0.85, 1.15, 3)) @ rotation.T
             clouds.append(cloud - cloud.mean(0))
             labels.append(label)
     description = f"{len(SHAPES)} shapes, {clouds_per_shape} clouds of {points} surface points each"

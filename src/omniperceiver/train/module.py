@@ -1,37 +1,56 @@
-"""The Lightning wrapper: a classifier's loss, metrics and optimizer around a PerceiverIO."""
+"""The Lightning wrappers: a task's loss, metrics and optimizer around a PerceiverIO."""
 
 from __future__ import annotations
 
 import lightning
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import MulticlassAccuracy
+import torchmetrics
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from omniperceiver.models.perceiver_io import PerceiverIO
 from omniperceiver.train.recipe import TrainingSettings
+from omniperceiver.train.tasks import Task
+
+PARTS = ("train", "val", "test")
 
 
-class Classifier(lightning.LightningModule):
-    """Cross-entropy training of ``model`` on batches (inputs, [mask,] labels); accuracy per split."""
+class TaskModule(lightning.LightningModule):
+    """Trains ``model`` on batches of the task's tensors with AdamW and a one-cycle schedule stepped per
+    optimizer step; logs ``{part}_loss`` and ``{part}_{metric}`` per epoch."""
 
-    def __init__(self, model: PerceiverIO, settings: TrainingSettings, num_classes: int) -> None:
+    metric_name: str
+
+    def __init__(self, model: PerceiverIO, task: Task, settings: TrainingSettings) -> None:
         super().__init__()
-        self.model, self.settings = model, settings
-        self.metrics = torch.nn.ModuleDict(
-            {f"{part}_accuracy": MulticlassAccuracy(num_classes, average="micro") for part in ("train", "val", "test")}
-        )
+        self.model, self.task, self.settings = model, task, settings
+        self.metrics = torch.nn.ModuleDict({f"{part}_{self.metric_name}": self.new_metric() for part in PARTS})
 
-    def _step(self, batch, part: str) -> torch.Tensor:
-        *inputs, labels = batch
-        logits = self.model(*inputs)
-        loss = F.cross_entropy(logits.float(), labels)
-        accuracy = self.metrics[f"{part}_accuracy"]
-        accuracy(logits, labels)
-        self.log(f"{part}_loss", loss, prog_bar=part != "test", on_epoch=True, on_step=False)
-        self.log(f"{part}_accuracy", accuracy, prog_bar=True, on_epoch=True, on_step=False)
+    def new_metric(self) -> torchmetrics.Metric:
+        raise NotImplementedError
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _step(self, batch: tuple[Tensor, ...], part: str) -> Tensor:
+        x, mask, target = self.task.unpack(batch)
+        outputs = self.model(x, mask).float()
+        loss = self.loss(outputs, target)
+        metric = self.metrics[f"{part}_{self.metric_name}"]
+        metric(outputs, target)
+        self.log(f"{part}_loss", loss, prog_bar=part != "test", on_epoch=True, on_step=False, sync_dist=True)
+        self.log(f"{part}_{self.metric_name}", metric, prog_bar=True, on_epoch=True, on_step=False)
+        if part == "test":
+            self.observe_test(outputs, target)
         return loss
 
+    def observe_test(self, outputs: Tensor, target: Tensor) -> None:
+        """Called with every test batch's outputs and targets."""
+
     def training_step(self, batch, batch_index):
+        if self.task.augment is not None and self.settings.augment:
+            batch = self.task.augment(batch)
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_index):
@@ -47,3 +66,58 @@ class Classifier(lightning.LightningModule):
             optimizer, max_lr=s.learning_rate, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.1
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class Classifier(TaskModule):
+    """Cross-entropy on logits (B, K); accuracy, and a confusion matrix over the test split."""
+
+    metric_name = "accuracy"
+
+    def __init__(self, model: PerceiverIO, task: Task, settings: TrainingSettings) -> None:
+        super().__init__(model, task, settings)
+        self.confusion = MulticlassConfusionMatrix(self.num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config.decoder.output_channels
+
+    def new_metric(self) -> torchmetrics.Metric:
+        return MulticlassAccuracy(self.num_classes, average="micro")
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, target)
+
+    def observe_test(self, outputs: Tensor, target: Tensor) -> None:
+        self.confusion.update(outputs, target)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_confusion = self.confusion.compute()  # (K, K) rows true; gathered from every process
+        self.confusion.reset()
+
+
+class EndPointError(torchmetrics.MeanMetric):
+    """The mean end-point error over every pixel of flow fields (B, H, W, 2)."""
+
+    def update(self, flow: Tensor, target: Tensor) -> None:
+        super().update(end_point_error(flow, target))
+
+
+class FlowEstimator(TaskModule):
+    """End-point error as loss and metric, on flow fields (B, H, W, 2) in pixels."""
+
+    metric_name = "epe"
+
+    def new_metric(self) -> torchmetrics.Metric:
+        return EndPointError()
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return end_point_error(outputs, target).mean()
+
+
+def end_point_error(flow: Tensor, target: Tensor) -> Tensor:
+    """Per-pixel end-point error (B, H, W): the Euclidean distance between flow vectors (B, H, W, 2)."""
+    return (flow - target).norm(dim=-1)
+
+
+def module_for(model: PerceiverIO, task: Task, settings: TrainingSettings) -> TaskModule:
+    return (Classifier if task.kind == "classification" else FlowEstimator)(model, task, settings)

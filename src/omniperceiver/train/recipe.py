@@ -15,7 +15,8 @@ from omniperceiver.core.config import Config, require, require_positive
 
 @dataclasses.dataclass(frozen=True)
 class ModelSize(Config):
-    """The Perceiver IO trunk shared by every task: latents, cross-attention and the latent stack."""
+    """The Perceiver IO trunk shared by every task: latents, cross-attention and the latent stack; images are
+    read as ``patch_size``² patches (1: raw pixels), text elements carry ``ngram`` - 1 preceding bytes."""
 
     num_latents: int = 32
     latent_channels: int = 64
@@ -25,23 +26,68 @@ class ModelSize(Config):
     num_self_attention_heads: int = 4
     widening_factor: int = 2
     fourier_bands: int = 8
+    patch_size: int = 1
+    ngram: int = 1
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_positive(
+            num_latents=self.num_latents,
+            latent_channels=self.latent_channels,
+            num_blocks=self.num_blocks,
+            num_self_attends_per_block=self.num_self_attends_per_block,
+            widening_factor=self.widening_factor,
+            fourier_bands=self.fourier_bands,
+            patch_size=self.patch_size,
+            ngram=self.ngram,
+        )
+
+
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings(Config):
+    """How to train. ``batch_size`` is the global batch: each of ``devices`` x ``num_nodes`` processes takes
+    its share. ``augment`` applies the task's training augmentation, if it has one (random shifts of MNIST
+    digits). ``checkpoint_every_n_steps`` = 0 checkpoints at the end of every epoch only."""
+
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     precision: str = "32-true"
     accumulate_grad_batches: int = 1
+    activation_checkpointing: bool = False
+    augment: bool = True
+    strategy: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    checkpoint_every_n_steps: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_positive(epochs=self.epochs, batch_size=self.batch_size, accumulate=self.accumulate_grad_batches)
+        require_positive(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            accumulate_grad_batches=self.accumulate_grad_batches,
+            devices=self.devices,
+            num_nodes=self.num_nodes,
+        )
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
         require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
+        require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {STRATEGIES}")
+        require(self.checkpoint_every_n_steps >= 0, "checkpoint_every_n_steps", self.checkpoint_every_n_steps, ">= 0")
+        require(
+            self.batch_size % self.world_size == 0,
+            "batch_size",
+            self.batch_size,
+            f"a multiple of devices x num_nodes ({self.world_size}), the number of processes sharing each batch",
+        )
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +122,26 @@ def _typed(cls: type[Config], data: Any, where: str) -> Config:
     return cls(**values)
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read a recipe and apply ``section.key=value`` overrides (values parsed as YAML)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # the recipes shipped with the package
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file: a path, or the name of a shipped recipe (``mnist`` -> recipes/mnist.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = RECIPES / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    raise FileNotFoundError(f"no recipe file {name_or_path}; the shipped recipes are {names}")
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read a recipe (a path or a shipped recipe's name) and apply ``section.key=value`` overrides (values
+    parsed as YAML)."""
+    path = recipe_path(name_or_path)
+    data = yaml.safe_load(path.read_text()) or {}
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:
@@ -88,4 +151,4 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         for section in sections:
             target = target.setdefault(section, {})
         target[last] = yaml.safe_load(value)
-    return _typed(Recipe, data, Path(path).name)
+    return _typed(Recipe, data, path.name)

@@ -1,60 +1,271 @@
-"""Which input adapter each dataset needs: one Perceiver IO classifier family, only the adapter changes."""
+"""What each dataset trains: one Perceiver IO family where only the input adapter and the output change.
+
+A :class:`Task` names its dataset loader, the input adapter it needs, how a batch of the dataset's tensors
+becomes the model's ``(x, mask)`` and target, and the raw features a linear baseline sees.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+
+import torch
+from torch import Tensor
 
 from omniperceiver import data
 from omniperceiver.adapters.array import ArrayInputConfig
+from omniperceiver.adapters.audio import AudioInputConfig
+from omniperceiver.adapters.flow import FlowInputConfig
+from omniperceiver.adapters.image import ImageInputConfig, PatchStemConfig
+from omniperceiver.adapters.multimodal import ModalityInputConfig, MultimodalInputConfig
+from omniperceiver.adapters.points import PointCloudInputConfig
 from omniperceiver.adapters.text import TextInputConfig
 from omniperceiver.core.adapter import InputAdapterConfig
+from omniperceiver.core.decoder import DecoderConfig
+from omniperceiver.core.encoder import EncoderConfig
 from omniperceiver.core.position import FourierPositionConfig
+from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.data.splits import Splits
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
-from omniperceiver.train.recipe import ModelSize
+from omniperceiver.outputs.flow import FlowOutputConfig
+from omniperceiver.train.recipe import ModelSize, TrainingSettings
+
+Inputs = Tensor | dict[str, Tensor]
+Masks = Tensor | dict[str, Tensor] | None
 
 
-def _images(splits: Splits, size: ModelSize) -> InputAdapterConfig:
-    _, h, w, c = splits.train.tensors[0].shape
-    return ArrayInputConfig((h, w), c, FourierPositionConfig(num_bands=size.fourier_bands))
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A dataset and how to model it. ``unpack`` turns a batch of the dataset's tensors into (x, mask, target);
+    ``features`` turns the same tensors into (B, F) raw features for the logistic-regression baseline.
+    ``kind`` is "classification" (labels) or "flow" (a per-pixel (u, v) field, scored by end-point error).
+    ``augment`` randomly alters a training batch of the dataset's tensors."""
+
+    name: str
+    modality: str
+    load: Callable[[], Splits]
+    input: Callable[[Splits, ModelSize], InputAdapterConfig]
+    unpack: Callable[[tuple[Tensor, ...]], tuple[Inputs, Masks, Tensor]]
+    features: Callable[[tuple[Tensor, ...]], Tensor] | None = None
+    kind: str = "classification"
+    augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None
+
+    def model_config(self, splits: Splits, size: ModelSize, settings: TrainingSettings) -> PerceiverIOConfig:
+        """The Perceiver IO of this task at ``size``."""
+        adapter = self.input(splits, size)
+        encoder = EncoderConfig(
+            input_channels=adapter.num_channels,
+            num_latents=size.num_latents,
+            latent_channels=size.latent_channels,
+            num_cross_attention_heads=size.num_cross_attention_heads,
+            cross_attention_widening_factor=size.widening_factor,
+            num_blocks=size.num_blocks,
+            num_self_attends_per_block=size.num_self_attends_per_block,
+            num_self_attention_heads=size.num_self_attention_heads,
+            self_attention_widening_factor=size.widening_factor,
+            dropout=size.dropout,
+            activation_checkpointing=settings.activation_checkpointing,
+        )
+        if self.kind == "classification":
+            fields = {f.name: getattr(encoder, f.name) for f in dataclasses.fields(encoder)}
+            del fields["input_channels"]
+            return PerceiverIOConfig.classifier(adapter, len(splits.classes), labels=splits.classes, **fields)
+        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        decoder = DecoderConfig(
+            queries=InputQueryConfig(num_channels=adapter.num_channels),
+            latent_channels=size.latent_channels,
+            output_channels=2,
+            num_heads=size.num_cross_attention_heads,
+            use_query_residual=True,  # each pixel's own frame patches reach its flow directly
+        )
+        return PerceiverIOConfig(adapter, encoder, decoder, FlowOutputConfig(image_shape, scale=1.0))
+
+    def inputs_per_example(self, splits: Splits) -> int:
+        """M, the number of input elements the encoder cross-attends to per example."""
+        config = self.input(splits, ModelSize())
+        x, mask, _ = self.unpack(tuple(t[:1] for t in splits.train.tensors))
+        inputs, _ = config.build()(x, mask)
+        return inputs.shape[1]
 
 
-def _sequences(splits: Splits, size: ModelSize) -> InputAdapterConfig:
-    _, t, c = splits.train.tensors[0].shape
-    return ArrayInputConfig((t,), c, FourierPositionConfig(num_bands=size.fourier_bands), project_channels=32)
+def _fourier(size: ModelSize) -> FourierPositionConfig:
+    return FourierPositionConfig(num_bands=size.fourier_bands)
 
 
-def _points(splits: Splits, size: ModelSize) -> InputAdapterConfig:
-    return ArrayInputConfig((splits.train.tensors[0].shape[1],), 3, None, project_channels=32)
+def _image_input(splits: Splits, size: ModelSize, index: int = 0) -> InputAdapterConfig:
+    _, h, w, c = splits.train.tensors[index].shape
+    stem = PatchStemConfig(size.patch_size) if size.patch_size > 1 else None
+    return ImageInputConfig((h, w), c, stem, _fourier(size))
 
 
-def _text(splits: Splits, size: ModelSize) -> InputAdapterConfig:
-    return TextInputConfig(channels=size.latent_channels, max_length=splits.train.tensors[0].shape[1])
+MAX_SHIFT = 2  # pixels
 
 
-# dataset -> (loader, input adapter); batches are (inputs, [mask,] labels)
-TASKS: dict[str, tuple[Callable[[], Splits], Callable[[Splits, ModelSize], InputAdapterConfig]]] = {
-    "digits": (data.digits, _images),
-    "mnist": (data.mnist, _images),
-    "spoken-digits": (data.spoken_digits, _sequences),
-    "shapes": (data.shapes, _points),
-    "fortunes": (data.fortunes, _text),
+def _shift_images(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Shift each image (B, H, W, C) of the batch by up to MAX_SHIFT pixels in each direction, filling with
+    zeros (the background of the digit datasets)."""
+    images, *rest = batch
+    b, h, w, _ = images.shape
+    s = MAX_SHIFT
+    padded = torch.nn.functional.pad(images, (0, 0, s, s, s, s))
+    dy, dx = torch.randint(0, 2 * s + 1, (2, b)).tolist()
+    shifted = torch.stack([p[y : y + h, x : x + w] for p, y, x in zip(padded, dy, dx, strict=True)])
+    return (shifted, *rest)
+
+
+def _rotate_points(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Rotate each point cloud (B, M, 3) of the batch by a uniformly random rotation (the datasets' clouds
+    come in random poses, so this leaves their distribution unchanged)."""
+    points, *rest = batch
+    q, r = torch.linalg.qr(torch.randn(points.shape[0], 3, 3))
+    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2)).unsqueeze(1)  # uniform over O(3) (Haar)
+    q = q * torch.linalg.det(q).sign()[:, None, None]  # proper rotations only
+    return (points @ q, *rest)
+
+
+def _channels_first(images: Tensor) -> Tensor:
+    return images.permute(0, 3, 1, 2)
+
+
+def _sequence_input(splits: Splits, size: ModelSize, index: int = 0) -> InputAdapterConfig:
+    _, t, c = splits.train.tensors[index].shape
+    return ArrayInputConfig((t,), c, _fourier(size), project_channels=32)
+
+
+def _point_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
+    return PointCloudInputConfig(num_bands=size.fourier_bands, max_frequency=size.fourier_bands, radial_features=True)
+
+
+def _text_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
+    return TextInputConfig(channels=size.latent_channels, max_length=splits.train.tensors[0].shape[1], ngram=size.ngram)
+
+
+SAMPLES_PER_PATCH = 32  # 4 ms of 8 kHz speech per input element
+
+
+def _waveform_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
+    samples = _patched(splits.train.tensors[0][:1], splits.train.tensors[1][:1])[0].shape[1]
+    return AudioInputConfig(samples, SAMPLES_PER_PATCH, _fourier(size))
+
+
+def _audiovisual_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
+    image = ModalityInputConfig("image", _image_input(splits, size, 0))
+    audio = ModalityInputConfig("audio", _sequence_input(splits, size, 1))
+    return MultimodalInputConfig((image, audio))
+
+
+def _flow_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
+    h, w = splits.train.tensors[0].shape[-2:]
+    return FlowInputConfig((h, w), channels=size.latent_channels, position=_fourier(size))
+
+
+def _patched(waveforms: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Waveforms (B, S) and their sample mask -> zero-padded to whole patches, and the patch mask (B, S/p)."""
+    p = SAMPLES_PER_PATCH
+    extra = -waveforms.shape[1] % p
+    waveforms = torch.nn.functional.pad(waveforms, (0, extra))
+    mask = torch.nn.functional.pad(mask, (0, extra)).view(mask.shape[0], -1, p).any(dim=-1)
+    return waveforms, mask
+
+
+def _flat(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    return (x if mask is None else x * mask.unsqueeze(-1)).flatten(1).float()
+
+
+def _byte_histogram(ids: Tensor, mask: Tensor) -> Tensor:
+    """Relative frequency of each token id over the real positions (B, V)."""
+    counts = torch.zeros(ids.shape[0], TextInputConfig(channels=1, max_length=1).vocab_size)
+    counts.scatter_add_(1, ids, mask.float())
+    return counts / counts.sum(dim=1, keepdim=True)
+
+
+def _sorted_coordinates(points: Tensor) -> Tensor:
+    """Point clouds (B, M, 3) -> each axis' coordinates sorted (B, 3·M): raw values, free of point order."""
+    return points.sort(dim=1).values.transpose(1, 2).flatten(1)
+
+
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            "digits",
+            "image",
+            data.digits,
+            _image_input,
+            lambda b: (_channels_first(b[0]), None, b[1]),
+            lambda b: _flat(b[0]),
+        ),
+        Task(
+            "mnist",
+            "image",
+            data.mnist,
+            _image_input,
+            lambda b: (_channels_first(b[0]), None, b[1]),
+            lambda b: _flat(b[0]),
+            augment=_shift_images,
+        ),
+        Task(
+            "spoken-digits",
+            "audio (MFCC)",
+            data.spoken_digits,
+            _sequence_input,
+            lambda b: (b[0], b[1], b[2]),
+            lambda b: _flat(b[0], b[1]),
+        ),
+        Task(
+            "synthesized-digits",
+            "audio (waveform)",
+            data.synthesized_digits,
+            _waveform_input,
+            lambda b: (*_patched(b[0], b[1]), b[2]),
+        ),
+        Task(
+            "fortunes",
+            "text",
+            data.fortunes,
+            _text_input,
+            lambda b: (b[0], b[1], b[2]),
+            lambda b: _byte_histogram(b[0], b[1]),
+        ),
+        Task(
+            "shapes",
+            "point cloud",
+            data.shapes,
+            _point_input,
+            lambda b: (b[0], None, b[1]),
+            lambda b: _sorted_coordinates(b[0]),
+            augment=_rotate_points,
+        ),
+        Task(
+            "audiovisual-digits",
+            "image + audio",
+            data.audiovisual_digits,
+            _audiovisual_input,
+            lambda b: ({"image": _channels_first(b[0]), "audio": b[1]}, {"audio": b[2]}, b[3]),
+            lambda b: torch.cat([_flat(b[0]), _flat(b[1], b[2])], dim=1),
+        ),
+        Task(
+            "audiovisual-image",
+            "image (of image + audio)",
+            data.audiovisual_digits,
+            _image_input,
+            lambda b: (_channels_first(b[0]), None, b[3]),
+            lambda b: _flat(b[0]),
+        ),
+        Task(
+            "audiovisual-audio",
+            "audio (of image + audio)",
+            data.audiovisual_digits,
+            lambda splits, size: _sequence_input(splits, size, 1),
+            lambda b: (b[1], b[2], b[3]),
+            lambda b: _flat(b[1], b[2]),
+        ),
+        Task("flow-pairs", "optical flow", data.flow_pairs, _flow_input, lambda b: (b[0], None, b[1]), kind="flow"),
+    )
 }
 
 
-def model_config(splits: Splits, dataset: str, size: ModelSize) -> PerceiverIOConfig:
-    adapter = TASKS[dataset][1](splits, size)
-    return PerceiverIOConfig.classifier(
-        adapter,
-        len(splits.classes),
-        labels=splits.classes,
-        num_latents=size.num_latents,
-        latent_channels=size.latent_channels,
-        num_cross_attention_heads=size.num_cross_attention_heads,
-        cross_attention_widening_factor=size.widening_factor,
-        num_blocks=size.num_blocks,
-        num_self_attends_per_block=size.num_self_attends_per_block,
-        num_self_attention_heads=size.num_self_attention_heads,
-        self_attention_widening_factor=size.widening_factor,
-        dropout=size.dropout,
-    )
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"dataset={name!r}: expected one of {sorted(TASKS)}")
+    return TASKS[name]

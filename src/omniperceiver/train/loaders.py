@@ -1,0 +1,80 @@
+"""Data loading that survives a restart and splits over processes.
+
+Every epoch visits the training examples in a permutation seeded by (seed, epoch), dealt round-robin to the
+processes, so N processes with batch b see exactly the examples that one process with batch N·b sees. The
+data module's state (the epoch and how many batches it has finished) is stored in every checkpoint; after a
+restart the sampler skips what the interrupted epoch had already trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from omniperceiver.data.splits import Splits
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one process' share of ``size`` examples: a seeded permutation per epoch (or the natural
+    order), rows ``rank``, ``rank + replicas``, ... of it, starting after ``skip`` of them. Shuffled (training)
+    shares are cut to equal lengths, so every process takes the same number of optimizer steps."""
+
+    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, replicas: int = 1) -> None:
+        self.size, self.shuffle, self.seed, self.rank, self.replicas = size, shuffle, seed, rank, replicas
+        self.used = size - size % replicas if shuffle else size
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.skip = 0
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (self.used - self.rank + self.replicas - 1) // self.replicas
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        yield from order[: self.used][self.rank :: self.replicas][self.skip :].tolist()
+
+
+class SplitsData(lightning.LightningDataModule):
+    """Loaders over a dataset's splits with a global ``batch_size`` shared by the trainer's processes."""
+
+    def __init__(self, splits: Splits, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.splits, self.batch_size, self.seed = splits, batch_size, seed
+        self.resume: dict[str, int] | None = None
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed, rank=rank, replicas=replicas)
+        if shuffle and self.resume is not None:
+            sampler.epoch = self.resume["epoch"]
+            sampler.skip = self.resume["batches"] * self.batch_size // replicas
+            self.resume = None
+        return DataLoader(dataset, batch_size=self.batch_size // replicas, sampler=sampler)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.validation, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.test, shuffle=False)
+
+    def state_dict(self) -> dict[str, int]:
+        """Where training stands: the epoch and the batches of it already trained on."""
+        batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self.trainer.current_epoch, "batches": batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.resume = dict(state)

@@ -1,0 +1,165 @@
+"""The pictures of a run folder (PNG): training curves, the test confusion matrix of a classifier, the
+encoder's cross-attention over one test input, and predicted beside true optical flow."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+
+from omniperceiver.adapters.points import PointCloudInputAdapter
+from omniperceiver.data.splits import Splits
+from omniperceiver.files import atomic_write
+from omniperceiver.media.flow import flow_to_rgb
+from omniperceiver.train.module import Classifier, TaskModule
+
+LATENTS_SHOWN = 4
+
+
+def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A figure (drawn without pyplot, so no global backend) and its (rows, columns) axes."""
+    figure = Figure(figsize=size)
+    return figure, figure.subplots(rows, columns, squeeze=False)
+
+
+def _save(figure: Figure, path: Path) -> None:
+    figure.tight_layout()
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
+
+
+def draw_run(run_dir: Path, module: TaskModule, splits: Splits) -> list[Path]:
+    """Draw every picture that applies to this run into ``run_dir``; returns their paths."""
+    paths = [run_dir / "curves.png", run_dir / "attention.png"]
+    curves(run_dir / "logs" / "metrics.csv", module.metric_name, paths[0])
+    examples = tuple(t[:1] for t in splits.test.tensors)
+    attention(module, examples, paths[1])
+    if isinstance(module, Classifier):
+        paths.append(run_dir / "confusion.png")
+        confusion(module, splits.classes, paths[-1])
+    else:
+        paths.append(run_dir / "flow.png")
+        flow(module, tuple(t[:4] for t in splits.test.tensors), paths[-1])
+    return paths
+
+
+def curves(metrics_csv: Path, metric: str, path: Path) -> None:
+    """Loss and ``metric`` per epoch, train and validation, from Lightning's CSV log."""
+    with metrics_csv.open() as file:
+        rows = list(csv.DictReader(file))
+    figure, axes = _figure(1, 2, (9, 3.5))
+    for ax, name in zip(axes[0], ("loss", metric), strict=True):
+        for part in ("train", "val"):
+            points = {int(r["epoch"]): float(r[f"{part}_{name}"]) for r in rows if r.get(f"{part}_{name}")}
+            ax.plot(list(points), list(points.values()), label={"train": "train", "val": "validation"}[part])
+        ax.set(xlabel="epoch", title=name)
+        ax.legend()
+    _save(figure, path)
+
+
+def confusion(module: Classifier, classes: tuple[str, ...], path: Path) -> None:
+    """The test split's confusion matrix (rows true, columns predicted)."""
+    matrix = module.test_confusion.cpu().numpy()
+    size = max(4.0, 0.5 * len(classes) + 2)
+    figure, axes = _figure(1, 1, (size, size))
+    ax = axes[0, 0]
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
+    ticks = range(len(classes))
+    ax.set(xticks=ticks, yticks=ticks, xticklabels=classes, yticklabels=classes, xlabel="predicted", ylabel="true")
+    ax.set_title(f"test confusion matrix, accuracy {np.trace(matrix) / matrix.sum():.3f}")
+    ax.tick_params(axis="x", labelrotation=45)
+    _save(figure, path)
+
+
+def _panels(
+    x: Tensor | dict[str, Tensor], mask: Tensor | dict[str, Tensor] | None, weights: Tensor, adapter: nn.Module
+) -> list[tuple[str, Tensor, np.ndarray]]:
+    """Split the attention (N, M) of one example over its input: (modality, what it attends, the input)."""
+    if isinstance(x, dict):
+        panels, start = [], 0
+        for name, part in adapter.modalities.items():
+            inputs, _ = part(x[name], None if mask is None else mask.get(name))
+            count = inputs.shape[1]
+            for _, w, shown in _panels(x[name], None, weights[:, start : start + count], part):
+                panels.append((name, w, shown))
+            start += count
+        return panels
+    sample = x[0]
+    if sample.dim() == 4:  # flow frames (T, C, H, W): attention over pixels of the first frame
+        h, w = sample.shape[-2:]
+        return [("pixels", weights.view(-1, h, w), sample[0].mean(0).cpu().numpy())]
+    if sample.dim() == 3:  # an image (C, H, W), read as pixels or patches
+        grid = adapter.config.array.index_shape
+        return [
+            ("pixels" if grid == sample.shape[1:] else "patches", weights.view(-1, *grid), sample.mean(0).cpu().numpy())
+        ]
+    if isinstance(adapter, PointCloudInputAdapter):  # points (M, 3)
+        return [("points", weights, sample.cpu().numpy())]
+    length = int(mask[0].sum()) if mask is not None else weights.shape[1]
+    return [("sequence", weights[:, :length], sample.cpu().numpy())]
+
+
+def attention(module: TaskModule, example: tuple[Tensor, ...], path: Path) -> None:
+    """The first cross-attention of the encoder over one test input, averaged over heads: for images, where
+    the most selective latents look; for sequences, every latent (rows) over the steps (columns); for point
+    clouds, the points coloured by a latent's attention."""
+    model = module.model.eval()
+    x, mask, _ = module.task.unpack(example)
+    with torch.no_grad():
+        inputs, input_mask = model.input_adapter(x, mask)
+        weights = model.encoder.cross_attention_maps(inputs, input_mask)[0][0].mean(0).float()  # (N, M)
+    panels = _panels(x, mask, weights, model.input_adapter)
+    columns = LATENTS_SHOWN + 1
+    figure, axes = _figure(len(panels), columns, (2.6 * columns, 2.6 * len(panels)))
+    for row, (kind, w, shown) in zip(axes, panels, strict=True):
+        for ax in row:
+            ax.axis("off")
+        if w.dim() == 3 or kind == "points":
+            flat = w.flatten(1)
+            chosen = flat.var(dim=1).argsort(descending=True)[:LATENTS_SHOWN].tolist()  # the most selective
+            if kind == "points":
+                row[0].scatter(shown[:, 0], shown[:, 1], s=3, c="gray")
+            else:
+                row[0].imshow(shown, cmap="gray")
+            row[0].set_title(f"input ({kind})")
+            for ax, latent in zip(row[1:], chosen, strict=False):
+                if kind == "points":
+                    ax.scatter(shown[:, 0], shown[:, 1], s=3, c=w[latent].cpu().numpy(), cmap="magma")
+                else:
+                    ax.imshow(w[latent].cpu().numpy(), cmap="magma", extent=(0, shown.shape[1], shown.shape[0], 0))
+                ax.set_title(f"latent {latent}")
+        else:
+            heat = row[0].inset_axes([0, 0, columns, 1])
+            heat.imshow(w.cpu().numpy(), aspect="auto", cmap="magma", interpolation="nearest")
+            heat.set(xlabel=f"{kind} element", ylabel="latent")
+    figure.suptitle("encoder cross-attention over one test input")
+    _save(figure, path)
+
+
+def flow(module: TaskModule, examples: tuple[Tensor, ...], path: Path) -> None:
+    """For each test pair: the first frame, the true flow and the predicted flow (one colour scale per pair)."""
+    model = module.model.eval()
+    frames, _, target = module.task.unpack(examples)
+    with torch.no_grad():
+        predicted = model(frames).float()
+    figure, axes = _figure(len(frames), 3, (9, 2.4 * len(frames)))
+    for row, pair, true, guess in zip(axes, frames, target, predicted, strict=True):
+        width = true.shape[1]
+        colours = flow_to_rgb(torch.cat([true, guess], dim=1))
+        epe = (guess - true).norm(dim=-1).mean()
+        image = (pair[0].permute(1, 2, 0).cpu().numpy() + 1) / 2
+        for ax, shown, title in zip(
+            row,
+            (image.clip(0, 1), colours[:, :width], colours[:, width:]),
+            ("first frame", "true flow", f"predicted, EPE {epe:.2f} px"),
+            strict=True,
+        ):
+            ax.imshow(shown)
+            ax.set_title(title)
+            ax.axis("off")
+    _save(figure, path)

@@ -1,0 +1,98 @@
+"""The training engine's guarantees: a run killed with SIGKILL resumes exactly; 2 DDP processes equal 1 process
+on the same global batch; evaluate reproduces the test metrics; every run folder gets its pictures."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytest.importorskip("lightning")
+from omniperceiver.cli import main
+
+# digits with a wider model (slower steps, so the kill lands mid-run) and a checkpoint every 10 steps:
+# 1,257 training images / 64 = 20 steps per epoch, 80 in all
+RESUMABLE = ["digits", "training.epochs=4", "training.batch_size=64", "model.latent_channels=128"]
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "omniperceiver.cli", "train", *args, "--quiet"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}  # equal numerics in every run, whatever the load
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "model" / "model.safetensors")
+
+
+def test_a_run_killed_mid_epoch_resumes_without_lost_or_repeated_steps(tmp_path):
+    every = ["training.checkpoint_every_n_steps=10"]
+    subprocess.run(_command(*RESUMABLE, *every, "--output-dir", str(tmp_path / "whole")), check=True, env=_env())
+
+    checkpoint = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(_command(*RESUMABLE, *every, "--output-dir", str(tmp_path / "killed")), env=_env())
+    seen, written = 0.0, 0
+    while written < 3 and process.poll() is None:  # the third checkpoint: step 30, in the middle of epoch 2
+        if checkpoint.is_file() and checkpoint.stat().st_mtime_ns != seen:
+            seen, written = checkpoint.stat().st_mtime_ns, written + 1
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "killed" / "model").exists(), "the run finished before it was killed"
+    state = torch.load(checkpoint, weights_only=False)
+    assert 0 < state["global_step"] < 80 and state["global_step"] % 20, state["global_step"]  # mid-epoch
+
+    resumed = subprocess.run(
+        _command(*RESUMABLE, *every, "--output-dir", str(tmp_path / "killed"), "--resume"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(checkpoint, weights_only=False)["global_step"] == 80
+    whole, killed = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
+    for name, tensor in whole.items():
+        torch.testing.assert_close(killed[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_two_ddp_processes_equal_one_process_on_the_same_global_batch(tmp_path):
+    # spoken digits: 2,100 training clips, so both runs see the same examples in every global batch
+    recipe = ["spoken-digits", "model.dropout=0", "training.epochs=1"]  # 66 optimizer steps
+    accuracies = []
+    for devices in (1, 2):
+        run = tmp_path / f"devices{devices}"
+        done = subprocess.run(
+            _command(*recipe, f"training.devices={devices}", "--output-dir", str(run)),
+            env=_env(),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("test_accuracy") == 1  # one report, not one per process
+        accuracies.append(float(done.stdout.split("test_accuracy ")[1][:6]))  # 4 decimals
+    one, two = _weights(tmp_path / "devices1"), _weights(tmp_path / "devices2")
+    # attention key biases get a zero gradient in exact arithmetic (softmax ignores a shift shared by all
+    # keys); Adam turns the float rounding left in them, which differs between the runs, into full steps
+    compared = [name for name in one if not name.endswith("key.bias")]
+    assert max((one[name] - two[name]).abs().max().item() for name in compared) < 2e-4  # rounding, through Adam
+    assert accuracies[0] == accuracies[1] > 0.5  # it learned, identically
+
+
+def test_evaluate_reproduces_the_test_metrics_and_the_run_has_its_pictures(tmp_path, capsys):
+    assert main(["train", "digits", "training.epochs=2", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    trained = capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path), "--quiet"]) == 0
+    evaluated = capsys.readouterr().out
+    accuracy = trained.split("test_accuracy ")[1][:6]
+    assert f"test_accuracy {accuracy}" in evaluated
+    for picture in ("curves.png", "confusion.png", "attention.png"):
+        assert (tmp_path / picture).read_bytes().startswith(b"\x89PNG")
+    assert any((tmp_path / "logs").glob("events.out.tfevents.*"))  # TensorBoard
+    assert (tmp_path / "logs" / "metrics.csv").read_text().startswith("epoch,")
