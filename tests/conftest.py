@@ -12,3 +12,13 @@ def _seed_and_device():
     torch.manual_seed(0)
     with torch.device(DEVICE):
         yield
+
+
+@pytest.fixture
+def single_thread():
+    """Run a test of tiny models on one CPU thread: OpenMP's fork/join costs more than such kernels gain from
+    a second thread, and on a shared 2-core machine a contended thread slows every op many-fold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

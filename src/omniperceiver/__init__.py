@@ -11,7 +11,7 @@ from omniperceiver.core import (
     PerceiverARCore,
 )
 from omniperceiver.loading import from_pretrained
-from omniperceiver.models import PerceiverIO, PerceiverIOConfig
+from omniperceiver.models import PerceiverAR, PerceiverARConfig, PerceiverIO, PerceiverIOConfig
 from omniperceiver.outputs import ClassificationOutputConfig
 
 __version__ = "0.1.0"
@@ -25,6 +25,8 @@ __all__ = [
     "FourierPositionConfig",
     "LearnedPositionConfig",
     "LearnedQueryConfig",
+    "PerceiverAR",
+    "PerceiverARConfig",
     "PerceiverARCore",
     "PerceiverIO",
     "PerceiverIOConfig",

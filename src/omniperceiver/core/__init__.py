@@ -1,7 +1,7 @@
 """Perceiver building blocks; imports only torch."""
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig, OutputAdapter, OutputAdapterConfig
-from omniperceiver.core.ar import ARCache, ARConfig, PerceiverARCore
+from omniperceiver.core.ar import ARCache, ARConfig, PerceiverARCore, sequence_positions
 from omniperceiver.core.attention import MultiHeadAttention, attend, causal_mask, key_padding_mask
 from omniperceiver.core.blocks import MLP, CrossAttentionBlock, SelfAttentionBlock
 from omniperceiver.core.config import Config
@@ -69,5 +69,6 @@ __all__ = [
     "fourier_features",
     "grid_coordinates",
     "key_padding_mask",
+    "sequence_positions",
     "sinusoidal_features",
 ]

@@ -81,6 +81,24 @@ class ARCache:
         """Number of positions seen so far."""
         return len(self.cross)
 
+    def padding_mask(self, mask: Tensor | None, batch: int, length: int) -> Tensor | None:
+        """The padding mask (B, seen + L) of the seen positions followed by L new ones (``mask`` (B, L), None =
+        all real); None when every position is real. The cache is left unchanged."""
+        if self.mask is None and mask is None:
+            return None
+        device = (mask if mask is not None else self.mask).device
+        old = self.mask if self.mask is not None else torch.ones(batch, self.length, dtype=torch.bool, device=device)
+        new = mask if mask is not None else torch.ones(batch, length, dtype=torch.bool, device=device)
+        return torch.cat([old, new], dim=1)
+
+
+def sequence_positions(mask: Tensor | None, batch: int, length: int, seen: int, device: torch.device) -> Tensor:
+    """Positions (B, L) of the last L of ``seen + L`` positions: the number of real positions before each, by
+    the padding mask (B, seen + L) (None = all real)."""
+    if mask is None:
+        return torch.arange(seen, seen + length, device=device).expand(batch, -1)
+    return (mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
+
 
 class PerceiverARCore(nn.Module):
     """Embedded sequence (B, L, D) -> hidden states (B, n, D) of its last n positions, causally."""
@@ -158,15 +176,10 @@ class PerceiverARCore(nn.Module):
 
         seen = cache.length if cache is not None else 0
         full_mask = mask
-        if cache is not None and (cache.mask is not None or mask is not None):
-            old = cache.mask if cache.mask is not None else x.new_ones(batch, seen, dtype=torch.bool)
-            new = mask if mask is not None else x.new_ones(batch, length, dtype=torch.bool)
-            full_mask = cache.mask = torch.cat([old, new], dim=1)
+        if cache is not None:
+            full_mask = cache.mask = cache.padding_mask(mask, batch, length)
         if positions is None:
-            if full_mask is None:
-                positions = torch.arange(seen, seen + length, device=x.device).expand(batch, -1)
-            else:
-                positions = (full_mask.cumsum(dim=1) - 1).clamp(min=0)[:, -length:]
+            positions = sequence_positions(full_mask, batch, length, seen, x.device)
         elif positions.shape != (batch, length):
             raise ValueError(f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}")
 
