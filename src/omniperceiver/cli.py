@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 import omniperceiver
@@ -20,6 +21,7 @@ EXAMPLES = """examples:
   omniperceiver train mnist                               train and test a shipped recipe
   omniperceiver evaluate runs/mnist                       test metrics of a trained run
   omniperceiver demo --quick                              every modality in under 2 minutes
+  omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
   omniperceiver --version
 """
 
@@ -92,9 +94,45 @@ def demo(args: argparse.Namespace) -> int:
     from omniperceiver.train.demo import format_table, run_demo
 
     results = run_demo(args.output_dir, quick=args.quick, progress=not args.quiet)
-    print(format_table(results))
+    print(format_table(results, quick=args.quick))
     print(f"pictures and models in {args.output_dir}/TASK")
     return 0 if args.quick or all(r.passed for r in results) else 1
+
+
+def generate(args: argparse.Namespace) -> None:
+    """Continue a prompt with a Perceiver AR byte model, printing the text as it is produced."""
+    import codecs
+
+    from omniperceiver.adapters.text import ByteTokenizer
+    from omniperceiver.inference.generate import generate as run
+    from omniperceiver.models.perceiver_ar import PerceiverAR
+
+    model = PerceiverAR.from_pretrained(
+        Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else args.model
+    )
+    tokenizer = ByteTokenizer()
+    prompt = [ByteTokenizer.CLS, *tokenizer.encode(args.prompt, special_tokens=False)]
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def stream(tokens) -> None:
+        token = int(tokens[0])
+        if token >= ByteTokenizer.OFFSET:
+            print(decoder.decode(bytes([token - ByteTokenizer.OFFSET])), end="", flush=True)
+
+    print(args.prompt, end="", flush=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    run(
+        model,
+        [prompt],
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        eos_id=ByteTokenizer.SEP,
+        generator=generator,
+        stream=stream,
+    )
+    print(decoder.decode(b"", final=True))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -176,6 +214,22 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("run_dir", metavar="RUN_DIR")
     evaluate_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate_parser.set_defaults(run=evaluate)
+    generate_parser = command(
+        "generate",
+        "continue a text with a Perceiver AR byte model",
+        "Continue PROMPT with a byte-level Perceiver AR (a run folder of `omniperceiver train fortunes-lm`, or a\n"
+        "model directory), printing each byte as it is produced; stops at the end-of-text token or after\n"
+        "--max-new-tokens bytes. temperature 0 decodes greedily.",
+        "omniperceiver generate runs/fortunes-lm --prompt 'The meaning of life' --temperature 0.8 --top-k 40",
+    )
+    generate_parser.add_argument("model", metavar="RUN_OR_MODEL_DIR")
+    generate_parser.add_argument("--prompt", required=True, help="the text to continue")
+    generate_parser.add_argument("--max-new-tokens", type=int, default=200, help="bytes to add at most (200)")
+    generate_parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    generate_parser.add_argument("--top-k", type=int, help="sample among the k likeliest bytes")
+    generate_parser.add_argument("--top-p", type=float, help="sample from the smallest set of probability >= p")
+    generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
+    generate_parser.set_defaults(run=generate)
     demo_parser = command(
         "demo",
         "train and test every modality, beside simple baselines",

@@ -12,6 +12,13 @@ from omniperceiver.core.config import require, require_optional_positive, requir
 from omniperceiver.core.position import PositionConfig
 
 
+def normalize_patches(patches: Tensor, eps: float = 0.05) -> Tensor:
+    """Per pixel, the frames' patches (..., V) less their mean over V, over their std + ``eps``: flow does not
+    change with the local brightness and contrast, and the small frame difference becomes visible."""
+    patches = patches - patches.mean(-1, keepdim=True)
+    return patches / (patches.std(-1, keepdim=True) + eps)
+
+
 def frame_patches(frames: Tensor, patch_size: int) -> Tensor:
     """Frames (B, T, C, H, W) -> (B, H, W, T·k·k·C): each pixel's k x k neighbourhood (zero padding, which
     equals TensorFlow's "SAME" for odd k), channels ordered (frame, kh, kw, C) like the reference."""
@@ -32,13 +39,14 @@ class FlowInputAdapter(ArrayBackedInputAdapter):
             raise ValueError(f"expected frames (B, T={c.num_frames}, C={c.in_channels}, H, W), got {tuple(x.shape)}")
         if mask is not None:
             raise ValueError("optical flow inputs take no padding mask")
-        return self.array(frame_patches(x, c.patch_size))
+        patches = frame_patches(x, c.patch_size)
+        return self.array(normalize_patches(patches) if c.normalize else patches)
 
 
 @dataclasses.dataclass(frozen=True)
 class FlowInputConfig(ArrayBackedInputConfig):
     """``num_frames`` frames of ``image_shape`` (H, W); ``patch_size`` (odd) neighbourhoods, projected to
-    ``channels`` (None: no projection)."""
+    ``channels`` (None: no projection); ``normalize`` scales each pixel's patches to zero mean, unit std."""
 
     image_shape: tuple[int, int]
     num_frames: int = 2
@@ -46,6 +54,7 @@ class FlowInputConfig(ArrayBackedInputConfig):
     patch_size: int = 3
     channels: int | None = 64
     position: PositionConfig | None = None
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         require(len(self.image_shape) == 2, "image_shape", self.image_shape, "(H, W)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning
 import torch
 import torch.nn.functional as F
@@ -9,6 +11,8 @@ import torchmetrics
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.models.perceiver_ar import PerceiverAR
 from omniperceiver.models.perceiver_io import PerceiverIO
 from omniperceiver.train.recipe import TrainingSettings
 from omniperceiver.train.tasks import Task
@@ -33,9 +37,13 @@ class TaskModule(lightning.LightningModule):
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _step(self, batch: tuple[Tensor, ...], part: str) -> Tensor:
+    def predict(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        """The model's outputs for a batch of the dataset's tensors, and their targets."""
         x, mask, target = self.task.unpack(batch)
-        outputs = self.model(x, mask).float()
+        return self.model(x, mask).float(), target
+
+    def _step(self, batch: tuple[Tensor, ...], part: str) -> Tensor:
+        outputs, target = self.predict(batch)
         loss = self.loss(outputs, target)
         metric = self.metrics[f"{part}_{self.metric_name}"]
         metric(outputs, target)
@@ -114,10 +122,46 @@ class FlowEstimator(TaskModule):
         return end_point_error(outputs, target).mean()
 
 
+class BitsPerByte(torchmetrics.MeanMetric):
+    """The mean cross-entropy in bits of next-byte logits (T, V) for their targets (T,)."""
+
+    def update(self, logits: Tensor, target: Tensor) -> None:
+        super().update(F.cross_entropy(logits, target, reduction="none") / math.log(2))
+
+
+class LanguageModel(TaskModule):
+    """Next-byte prediction by a PerceiverAR over left-padded byte sequences: the last N positions (the
+    latents) predict the byte after each; padding and special tokens are not targets. Cross-entropy as loss,
+    bits per byte as metric."""
+
+    metric_name = "bits_per_byte"
+
+    def new_metric(self) -> torchmetrics.Metric:
+        return BitsPerByte()
+
+    def predict(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        ids, mask, _ = self.task.unpack(batch)
+        logits = self.model(ids[:, :-1], mask=mask[:, :-1])  # (B, N, V): the bytes after the last N inputs
+        n = logits.shape[1]
+        target = ids[:, -n:]
+        scored = mask[:, -n - 1 : -1] & (target >= ByteTokenizer.OFFSET)  # a real input and a byte to predict
+        return logits[scored].float(), target[scored]
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, target)
+
+
 def end_point_error(flow: Tensor, target: Tensor) -> Tensor:
     """Per-pixel end-point error (B, H, W): the Euclidean distance between flow vectors (B, H, W, 2)."""
     return (flow - target).norm(dim=-1)
 
 
-def module_for(model: PerceiverIO, task: Task, settings: TrainingSettings) -> TaskModule:
-    return (Classifier if task.kind == "classification" else FlowEstimator)(model, task, settings)
+MODULES: dict[str, type[TaskModule]] = {
+    "classification": Classifier,
+    "flow": FlowEstimator,
+    "language-model": LanguageModel,
+}
+
+
+def module_for(model: PerceiverIO | PerceiverAR, task: Task, settings: TrainingSettings) -> TaskModule:
+    return MODULES[task.kind](model, task, settings)

@@ -12,10 +12,12 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from omniperceiver.adapters.points import PointCloudInputAdapter
+from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.splits import Splits
 from omniperceiver.files import atomic_write
+from omniperceiver.inference.generate import generate
 from omniperceiver.media.flow import flow_to_rgb
-from omniperceiver.train.module import Classifier, TaskModule
+from omniperceiver.train.module import Classifier, LanguageModel, TaskModule
 
 LATENTS_SHOWN = 4
 
@@ -32,11 +34,16 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def draw_run(run_dir: Path, module: TaskModule, splits: Splits) -> list[Path]:
-    """Draw every picture that applies to this run into ``run_dir``; returns their paths."""
-    paths = [run_dir / "curves.png", run_dir / "attention.png"]
+    """Draw every picture that applies to this run into ``run_dir`` (for a language model, write text samples
+    instead of the attention map); returns their paths."""
+    paths = [run_dir / "curves.png"]
     curves(run_dir / "logs" / "metrics.csv", module.metric_name, paths[0])
-    examples = tuple(t[:1] for t in splits.test.tensors)
-    attention(module, examples, paths[1])
+    if isinstance(module, LanguageModel):
+        paths.append(run_dir / "samples.txt")
+        samples(module, splits, paths[-1])
+        return paths
+    paths.append(run_dir / "attention.png")
+    attention(module, tuple(t[:1] for t in splits.test.tensors), paths[-1])
     if isinstance(module, Classifier):
         paths.append(run_dir / "confusion.png")
         confusion(module, splits.classes, paths[-1])
@@ -44,6 +51,21 @@ def draw_run(run_dir: Path, module: TaskModule, splits: Splits) -> list[Path]:
         paths.append(run_dir / "flow.png")
         flow(module, tuple(t[:4] for t in splits.test.tensors), paths[-1])
     return paths
+
+
+def samples(module: LanguageModel, splits: Splits, path: Path, count: int = 4, prompt_bytes: int = 24) -> None:
+    """Continuations of the first ``prompt_bytes`` of ``count`` test sequences, sampled at temperature 0.8."""
+    ids, mask, _ = splits.test.tensors
+    tokenizer = ByteTokenizer()
+    prompts = [row[m][:prompt_bytes] for row, m in zip(ids[:count], mask[:count], strict=True)]
+    generator = torch.Generator().manual_seed(0)
+    model = module.model.eval()
+    outputs = generate(model, prompts, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
+    text = "".join(
+        f"{tokenizer.decode(prompt)!r} -> {tokenizer.decode(output)!r}\n"
+        for prompt, output in zip(prompts, outputs, strict=True)
+    )
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def curves(metrics_csv: Path, metric: str, path: Path) -> None:
