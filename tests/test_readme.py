@@ -16,4 +16,4 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert tuple(namespace["logits"].shape) == (2, 1000)
     assert (tmp_path / "my-model" / "model.safetensors").is_file()
     assert namespace["same"].config == namespace["model"].config
-    assert tuple(namespace["hidden"].shape) == (1, 16, 64)
+    assert [len(c) for c in namespace["continued"]] == [16, 16]

@@ -107,7 +107,8 @@ def _panels(
         for name, part in adapter.modalities.items():
             inputs, _ = part(x[name], None if mask is None else mask.get(name))
             count = inputs.shape[1]
-            for _, w, shown in _panels(x[name], None, weights[:, start : start + count], part):
+            part_mask = None if mask is None else mask.get(name)
+            for _, w, shown in _panels(x[name], part_mask, weights[:, start : start + count], part):
                 panels.append((name, w, shown))
             start += count
         return panels
