@@ -1,10 +1,10 @@
 """Perceiver AR generation speed: tokens per second with and without the cache, at long contexts.
 
 A random Perceiver AR (default 512 channels, 512 latents, 8 heads, 4 latent self-attention layers, a 262-id
-byte vocabulary) greedily generates ``--new-tokens`` tokens (default 32) after a random prompt that fills the
+byte vocabulary) greedily generates ``--new-tokens`` tokens (default 128) after a random prompt that fills the
 context minus those tokens, batch 1, at contexts of 4,096 and 16,384 tokens. Cached generation runs one full
 forward pass over the prompt, then one cached step per token (the latent window of N latents, refilled to
-N // 2, holds the 32 tokens, so there is no second full pass); uncached generation recomputes the full
+N // 2, holds up to 256 new tokens, so there is no second full pass); uncached generation recomputes the full
 forward pass over the context for every token. Both must produce the same tokens (checked). tok/s counts
 the whole ``generate`` call, the first full pass included; times are the median of ``--repeats`` runs after
 a warm-up, marked † when another process used > 10% of a core during every run (on 2 cores that slows the
@@ -27,7 +27,7 @@ from omniperceiver.core import ARConfig
 from omniperceiver.inference import generate
 from omniperceiver.models import PerceiverAR, PerceiverARConfig
 
-FULL = dict(contexts=(4096, 16384), channels=512, latents=512, layers=4, new_tokens=32)
+FULL = dict(contexts=(4096, 16384), channels=512, latents=512, layers=4, new_tokens=128)
 QUICK = dict(contexts=(256, 1024), channels=64, latents=32, layers=2, new_tokens=8)
 
 
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a tiny model at small contexts: tests the script")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    parser.add_argument("--new-tokens", type=int, help="tokens to generate (default 128; --quick 8)")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     device = torch.device(args.device)
@@ -77,7 +78,7 @@ def main() -> None:
     rows = []
     for context in size["contexts"]:
         model = build_model(context, size["channels"], size["latents"], size["layers"], device)
-        new_tokens = size["new_tokens"]
+        new_tokens = args.new_tokens or size["new_tokens"]
         prompt = torch.randint(6, 262, (1, context - new_tokens), device=device)
         row: dict = {"context": context, "new_tokens": new_tokens}
         tokens = {}
