@@ -1,6 +1,7 @@
 """The training engine: recipes are validated before anything runs; a recipe trains to a stated accuracy."""
 
 import pytest
+import torch
 
 pytest.importorskip("lightning")
 from omniperceiver.train import load_recipe, train
@@ -39,3 +40,24 @@ def test_unknown_recipes_and_datasets_fail_before_training(tmp_path):
 def test_resume_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"cannot resume: .*checkpoints/last.ckpt does not exist"):
         train(load_recipe(RECIPE), tmp_path, resume=True)
+
+
+def test_a_recipe_trains_on_a_users_image_folder(tmp_path):
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for name, level in (("dark", 40), ("bright", 215)):  # two classes a model separates at once
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(20):
+            pixels = (level + torch.randint(-30, 30, (8, 8, 3), generator=generator)).to(torch.uint8)
+            Image.fromarray(pixels.numpy()).save(tmp_path / "photos" / name / f"{i}.png")
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(f"dataset: image-folder\ndata_path: {tmp_path / 'photos'}\ntraining: {{epochs: 8}}\n")
+    metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
+    assert metrics["test_accuracy"] == 1.0
+    with pytest.raises(ValueError, match=r"dataset='image-folder' takes a folder: set data_path; got data_path=None"):
+        train(load_recipe(recipe, ["data_path=null"]), tmp_path / "run2")
+    with pytest.raises(ValueError, match=r"dataset='mnist' takes no data_path"):
+        train(load_recipe("mnist", [f"data_path={tmp_path}"]), tmp_path / "run3")
+    with pytest.raises(ValueError, match=r"mine.yaml.data_path: expected str \| None, got 3"):
+        load_recipe(recipe, ["data_path=3"])

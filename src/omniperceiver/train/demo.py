@@ -102,7 +102,7 @@ def run_demo(output_dir: str | Path, *, quick: bool = False, progress: bool = Tr
     for demo in DEMO:
         recipe = load_recipe(demo.recipe, list(demo.quick) if quick else [])
         task = get_task(recipe.dataset)
-        splits = task.load()
+        splits = task.splits(recipe.data_path)
         metrics = train(recipe, Path(output_dir) / demo.recipe, progress=progress)
         metric = {"flow": "epe", "language-model": "bits_per_byte"}.get(task.kind, "accuracy")
         result = DemoResult(

@@ -92,7 +92,11 @@ class TrainingSettings(Config):
 
 @dataclasses.dataclass(frozen=True)
 class Recipe(Config):
+    """A dataset (a shipped one, or a folder task such as ``image-folder`` with the folder in ``data_path``),
+    the model's size and the training settings."""
+
     dataset: str
+    data_path: str | None = None
     model: ModelSize = ModelSize()
     training: TrainingSettings = TrainingSettings()
 
@@ -114,7 +118,7 @@ def _typed(cls: type[Config], data: Any, where: str) -> Config:
         if hint is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ValueError(f"{where}.{key}: expected {hint.__name__}, got {value!r}")
+            raise ValueError(f"{where}.{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
         values[key] = value
     missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
     if missing:

@@ -68,7 +68,7 @@ def train(recipe: Recipe, output_dir: str | Path, *, resume: bool = False, progr
         raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist")
     s = recipe.training
     lightning.seed_everything(s.seed, workers=True, verbose=False)
-    splits = task.load()
+    splits = task.splits(recipe.data_path)
     model = task.model_config(splits, recipe.model, s).build()
     module = module_for(model, task, s)
     data = SplitsData(splits, s.batch_size, s.seed)
@@ -104,7 +104,7 @@ def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
     task = get_task(recipe.dataset)
     model = from_pretrained(run_dir / "model")
     module = module_for(model, task, recipe.training)
-    data = SplitsData(task.load(), recipe.training.batch_size, recipe.training.seed)
+    data = SplitsData(task.splits(recipe.data_path), recipe.training.batch_size, recipe.training.seed)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():
         return _test(trainer, module, data)

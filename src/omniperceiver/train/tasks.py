@@ -42,16 +42,25 @@ class Task:
     ``features`` turns the same tensors into (B, F) raw features for the logistic-regression baseline.
     ``kind`` is "classification" (labels), "flow" (a per-pixel (u, v) field, scored by end-point error) or
     "language-model" (a Perceiver AR predicting each next byte of left-padded sequences; ``input`` unused).
-    ``augment`` randomly alters a training batch of the dataset's tensors."""
+    ``augment`` randomly alters a training batch of the dataset's tensors. A task that ``reads_folder`` loads
+    a user's folder (one subfolder per class) named by the recipe's ``data_path``."""
 
     name: str
     modality: str
-    load: Callable[[], Splits]
+    load: Callable[..., Splits]
     input: Callable[[Splits, ModelSize], InputAdapterConfig]
     unpack: Callable[[tuple[Tensor, ...]], tuple[Inputs, Masks, Tensor]]
     features: Callable[[tuple[Tensor, ...]], Tensor] | None = None
     kind: str = "classification"
     augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None
+    reads_folder: bool = False
+
+    def splits(self, data_path: str | None) -> Splits:
+        """The task's data: its dataset, or for a folder task the user's folder at ``data_path``."""
+        if self.reads_folder != (data_path is not None):
+            needs = "a folder: set data_path" if self.reads_folder else "no data_path (its data ships with it)"
+            raise ValueError(f"dataset={self.name!r} takes {needs}; got data_path={data_path!r}")
+        return self.load(data_path) if self.reads_folder else self.load()
 
     def model_config(
         self, splits: Splits, size: ModelSize, settings: TrainingSettings
@@ -298,6 +307,42 @@ TASKS: dict[str, Task] = {
             lambda splits, size: _sequence_input(splits, size, 1),
             lambda b: (b[1], b[2], b[3]),
             lambda b: _flat(b[1], b[2]),
+        ),
+        Task(
+            "image-folder",
+            "image",
+            data.image_folder,
+            _image_input,
+            lambda b: (_channels_first(b[0]), None, b[1]),
+            lambda b: _flat(b[0]),
+            reads_folder=True,
+        ),
+        Task(
+            "audio-folder",
+            "audio (log-mel of waveforms)",
+            lambda path: data.wav_folder(path, sample_rate=SPEECH_RATE),
+            _speech_input,
+            lambda b: (*_log_mel_frames(b[0], b[1]), b[2]),
+            reads_folder=True,
+        ),
+        Task(
+            "text-folder",
+            "text",
+            data.text_folder,
+            _text_input,
+            lambda b: (b[0], b[1], b[2]),
+            lambda b: _byte_histogram(b[0], b[1]),
+            reads_folder=True,
+        ),
+        Task(
+            "point-cloud-folder",
+            "point cloud",
+            data.point_cloud_folder,
+            _point_input,
+            lambda b: (b[0], None, b[1]),
+            lambda b: _sorted_coordinates(b[0]),
+            augment=_rotate_points,
+            reads_folder=True,
         ),
         Task("flow-pairs", "optical flow", data.flow_pairs, _flow_input, lambda b: (b[0], None, b[1]), kind="flow"),
     )
