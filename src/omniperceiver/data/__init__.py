@@ -7,7 +7,14 @@ package raises an ImportError naming the command that installs it.
 from omniperceiver.data.audio import spoken_digits
 from omniperceiver.data.audiovisual import audiovisual_digits
 from omniperceiver.data.flow import flow_pairs
-from omniperceiver.data.folders import csv_series, image_folder, point_cloud_folder, text_folder, wav_folder
+from omniperceiver.data.folders import (
+    csv_series,
+    image_folder,
+    point_cloud_folder,
+    text_corpus,
+    text_folder,
+    wav_folder,
+)
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.speech import synthesized_digits
@@ -28,6 +35,7 @@ __all__ = [
     "spoken_digits",
     "stratified_split",
     "synthesized_digits",
+    "text_corpus",
     "text_folder",
     "wav_folder",
 ]

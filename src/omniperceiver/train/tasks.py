@@ -344,6 +344,15 @@ TASKS: dict[str, Task] = {
             augment=_rotate_points,
             reads_folder=True,
         ),
+        Task(
+            "text-corpus-lm",
+            "text (bytes)",
+            data.text_corpus,
+            _text_input,
+            lambda b: (*left_aligned(b[0], b[1]), b[0]),
+            kind="language-model",
+            reads_folder=True,
+        ),
         Task("flow-pairs", "optical flow", data.flow_pairs, _flow_input, lambda b: (b[0], None, b[1]), kind="flow"),
     )
 }
