@@ -224,26 +224,58 @@ def _sorted_coordinates(points: Tensor) -> Tensor:
     return points.sort(dim=1).values.transpose(1, 2).flatten(1)
 
 
+DIGITS = Task(
+    "digits",
+    "image",
+    data.digits,
+    _image_input,
+    lambda b: (_channels_first(b[0]), None, b[1]),
+    lambda b: _flat(b[0]),
+)
+SYNTHESIZED_DIGITS = Task(
+    "synthesized-digits",
+    "audio (log-mel of waveforms)",
+    data.synthesized_digits,
+    _speech_input,
+    lambda b: (*_log_mel_frames(b[0], b[1]), b[2]),
+)
+FORTUNES = Task(
+    "fortunes",
+    "text",
+    data.fortunes,
+    _text_input,
+    lambda b: (b[0], b[1], b[2]),
+    lambda b: _byte_histogram(b[0], b[1]),
+)
+FORTUNES_LM = Task(
+    "fortunes-lm",
+    "text (bytes)",
+    data.fortunes,
+    _text_input,
+    lambda b: (*left_aligned(b[0], b[1]), b[0]),
+    kind="language-model",
+)
+SHAPES = Task(
+    "shapes",
+    "point cloud",
+    data.shapes,
+    _point_input,
+    lambda b: (b[0], None, b[1]),
+    lambda b: _sorted_coordinates(b[0]),
+    augment=_rotate_points,
+)
+
+
+def _on_folder(task: Task, name: str, load: Callable[[str], Splits]) -> Task:
+    """``task`` on a user's folder, read by ``load``."""
+    return dataclasses.replace(task, name=name, load=load, reads_folder=True)
+
+
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task(
-            "digits",
-            "image",
-            data.digits,
-            _image_input,
-            lambda b: (_channels_first(b[0]), None, b[1]),
-            lambda b: _flat(b[0]),
-        ),
-        Task(
-            "mnist",
-            "image",
-            data.mnist,
-            _image_input,
-            lambda b: (_channels_first(b[0]), None, b[1]),
-            lambda b: _flat(b[0]),
-            augment=_shift_images,
-        ),
+        DIGITS,
+        dataclasses.replace(DIGITS, name="mnist", load=data.mnist, augment=_shift_images),
         Task(
             "spoken-digits",
             "audio (MFCC)",
@@ -252,38 +284,10 @@ TASKS: dict[str, Task] = {
             lambda b: (b[0], b[1], b[2]),
             lambda b: _flat(b[0], b[1]),
         ),
-        Task(
-            "synthesized-digits",
-            "audio (log-mel of waveforms)",
-            data.synthesized_digits,
-            _speech_input,
-            lambda b: (*_log_mel_frames(b[0], b[1]), b[2]),
-        ),
-        Task(
-            "fortunes",
-            "text",
-            data.fortunes,
-            _text_input,
-            lambda b: (b[0], b[1], b[2]),
-            lambda b: _byte_histogram(b[0], b[1]),
-        ),
-        Task(
-            "fortunes-lm",
-            "text (bytes)",
-            data.fortunes,
-            _text_input,
-            lambda b: (*left_aligned(b[0], b[1]), b[0]),
-            kind="language-model",
-        ),
-        Task(
-            "shapes",
-            "point cloud",
-            data.shapes,
-            _point_input,
-            lambda b: (b[0], None, b[1]),
-            lambda b: _sorted_coordinates(b[0]),
-            augment=_rotate_points,
-        ),
+        SYNTHESIZED_DIGITS,
+        FORTUNES,
+        FORTUNES_LM,
+        SHAPES,
         Task(
             "audiovisual-digits",
             "image + audio",
@@ -308,51 +312,11 @@ TASKS: dict[str, Task] = {
             lambda b: (b[1], b[2], b[3]),
             lambda b: _flat(b[1], b[2]),
         ),
-        Task(
-            "image-folder",
-            "image",
-            data.image_folder,
-            _image_input,
-            lambda b: (_channels_first(b[0]), None, b[1]),
-            lambda b: _flat(b[0]),
-            reads_folder=True,
-        ),
-        Task(
-            "audio-folder",
-            "audio (log-mel of waveforms)",
-            lambda path: data.wav_folder(path, sample_rate=SPEECH_RATE),
-            _speech_input,
-            lambda b: (*_log_mel_frames(b[0], b[1]), b[2]),
-            reads_folder=True,
-        ),
-        Task(
-            "text-folder",
-            "text",
-            data.text_folder,
-            _text_input,
-            lambda b: (b[0], b[1], b[2]),
-            lambda b: _byte_histogram(b[0], b[1]),
-            reads_folder=True,
-        ),
-        Task(
-            "point-cloud-folder",
-            "point cloud",
-            data.point_cloud_folder,
-            _point_input,
-            lambda b: (b[0], None, b[1]),
-            lambda b: _sorted_coordinates(b[0]),
-            augment=_rotate_points,
-            reads_folder=True,
-        ),
-        Task(
-            "text-corpus-lm",
-            "text (bytes)",
-            data.text_corpus,
-            _text_input,
-            lambda b: (*left_aligned(b[0], b[1]), b[0]),
-            kind="language-model",
-            reads_folder=True,
-        ),
+        _on_folder(DIGITS, "image-folder", data.image_folder),
+        _on_folder(SYNTHESIZED_DIGITS, "audio-folder", lambda path: data.wav_folder(path, sample_rate=SPEECH_RATE)),
+        _on_folder(FORTUNES, "text-folder", data.text_folder),
+        _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
+        _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
         Task("flow-pairs", "optical flow", data.flow_pairs, _flow_input, lambda b: (b[0], None, b[1]), kind="flow"),
     )
 }
