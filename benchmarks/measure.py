@@ -2,7 +2,9 @@
 
 Shared by the benchmark scripts, each of which runs every measurement in a fresh worker process so that the
 peak is not polluted by earlier measurements. On the CPU the peak is the RSS high-water mark (VmHWM, reset
-through /proc/self/clear_refs); on CUDA it is the caching allocator's peak. Times are wall times of
+through /proc/self/clear_refs), and the allocated peak is the most tensor memory live at once (summed from the
+profiler's allocation events: what the computation needs, whatever the C allocator keeps mapped); on CUDA both
+are the caching allocator's peak. Times are wall times of
 runs during which other processes used < 10% of a core (read from /proc/stat): on 2 cores another busy
 process slows the OpenMP kernels many-fold.
 """
@@ -41,6 +43,22 @@ def synchronized(step: Callable[[], object], device: torch.device) -> Callable[[
     return run
 
 
+def allocated_peak_mb(step: Callable[[], object]) -> float:
+    """Run ``step`` under the profiler; the most CPU tensor memory it held at once beyond what was live before,
+    in MiB (every allocation and free through PyTorch's CPU allocator, in order)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = prof.profiler.kineto_results.events()
+    changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+    live = peak = 0
+    for _, change in changes:
+        live += change
+        peak = max(peak, live)
+    return peak / 2**20
+
+
 def reset_peak_rss() -> bool:
     """Reset the RSS high-water mark (VmHWM) to the current RSS; Linux >= 4.0 only."""
     try:
@@ -65,9 +83,18 @@ def timed(step: Callable[[], object]) -> tuple[float, float]:
 
 
 def measure(
-    step: Callable[[], object], device: torch.device, *, repeats: int, budget_s: float, min_runs: int = 1
+    step: Callable[[], object],
+    device: torch.device,
+    *,
+    repeats: int,
+    budget_s: float,
+    min_runs: int = 1,
+    allocated: bool = False,
 ) -> dict:
     """Peak memory of the first run of ``step`` above what was in use before it (MB = MiB), then timed runs.
+
+    With ``allocated``, the first run on the CPU runs under the profiler and also gives ``allocated_peak_mb``
+    (:func:`allocated_peak_mb`).
 
     The timed runs go on until ``repeats`` clean ones (other processes used < 10% of a core) and 1 s in all,
     or until ``budget_s`` of runs or 50 runs are spent, and never stop before ``min_runs``. ``time_s`` is the
@@ -79,10 +106,12 @@ def measure(
         before = torch.cuda.memory_allocated(device) / 2**20
         result["first_s"] = timed(step)[0]
         result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20 - before
+        result["allocated_peak_mb"] = result["peak_mb"]
     else:
         result["hwm_reset"] = reset_peak_rss()
         before = peak_rss_mb()
-        result["first_s"] = timed(step)[0]
+        first = (lambda: result.update(allocated_peak_mb=allocated_peak_mb(step))) if allocated else step
+        result["first_s"] = timed(first)[0]
         result["peak_mb"] = peak_rss_mb() - before
     runs: list[tuple[float, float]] = []
     while True:

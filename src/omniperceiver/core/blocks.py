@@ -1,12 +1,14 @@
 """Pre-norm attention blocks with the reference numerics: LayerNorm eps 1e-5, exact GELU, 1/sqrt(head dim).
 
-A block computes ``h = attention(LN(x), LN(kv)) [+ x]`` then ``h + MLP(LN(h))``.
+A block computes ``h = attention(LN(x), LN(kv)) [+ x]`` then ``h + MLP(LN(h))``. The outputs of its
+LayerNorms and GELU are recomputed for the backward pass rather than kept (:mod:`omniperceiver.core.recompute`).
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from omniperceiver.core import recompute
 from omniperceiver.core.attention import MultiHeadAttention
 from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.position import RotaryPositionEmbedding
@@ -21,6 +23,10 @@ class MLP(nn.Sequential):
             nn.GELU(),
             nn.Linear(widening_factor * channels, channels),
         )
+
+    def forward(self, x: Tensor) -> Tensor:
+        expand, activation, project = self
+        return project(recompute.linear_input(activation, expand(x)))
 
 
 class CrossAttentionBlock(nn.Module):
@@ -74,18 +80,19 @@ class CrossAttentionBlock(nn.Module):
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Returns (B, O, E) and the attention probabilities (B, H, O, M) when ``need_weights``."""
-        h, weights = self.attention(
-            self.query_norm(queries),
-            self.kv_norm(inputs),
-            mask=mask,
-            query_positions=query_positions,
-            key_positions=key_positions,
-            cache=cache,
-            need_weights=need_weights,
-        )
-        if self.use_query_residual:
-            h = h + queries
-        return h + self.mlp(self.mlp_norm(h)), weights
+        with recompute.scope():
+            h, weights = self.attention(
+                recompute.linear_input(self.query_norm, queries),
+                recompute.linear_input(self.kv_norm, inputs),
+                mask=mask,
+                query_positions=query_positions,
+                key_positions=key_positions,
+                cache=cache,
+                need_weights=need_weights,
+            )
+            if self.use_query_residual:
+                h = h + queries
+            return h + self.mlp(recompute.linear_input(self.mlp_norm, h)), weights
 
 
 class SelfAttentionBlock(nn.Module):
@@ -126,9 +133,10 @@ class SelfAttentionBlock(nn.Module):
         positions: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        normed = self.norm(x)
-        h, _ = self.attention(
-            normed, normed, mask=mask, query_positions=positions, key_positions=positions, cache=cache
-        )
-        h = h + x
-        return h + self.mlp(self.mlp_norm(h))
+        with recompute.scope():
+            normed = recompute.linear_input(self.norm, x)
+            h, _ = self.attention(
+                normed, normed, mask=mask, query_positions=positions, key_positions=positions, cache=cache
+            )
+            h = h + x
+            return h + self.mlp(recompute.linear_input(self.mlp_norm, h))
