@@ -18,6 +18,15 @@ def test_info_describes_a_model_directory(tmp_path, capsys):
     assert "position=FourierPositionConfig(num_bands=4)" in out
 
 
+def test_info_and_predict_take_a_training_run_folder(tmp_path, capsys):
+    small_classifier().save_pretrained(tmp_path / "run" / "model")
+    (tmp_path / "run" / "recipe.yaml").write_text("dataset: digits\n")
+    assert main(["info", str(tmp_path / "run")]) == 0
+    assert "PerceiverIO" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "run"), "x.png", "--quiet"]) == 1
+    assert "no task for ArrayInputAdapter -> ClassificationOutput" in capsys.readouterr().err  # loaded, then judged
+
+
 def test_info_reports_a_missing_directory(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing")]) == 1
     assert "missing is neither a model directory nor a Hub id" in capsys.readouterr().err

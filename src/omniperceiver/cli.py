@@ -26,6 +26,9 @@ EXAMPLES = """examples:
 """
 
 
+MODEL_DIR_HELP = "an omniperceiver model directory, a training run folder, or a transformers directory"
+
+
 def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
@@ -107,9 +110,7 @@ def generate(args: argparse.Namespace) -> None:
     from omniperceiver.inference.generate import generate as run
     from omniperceiver.models.perceiver_ar import PerceiverAR
 
-    model = PerceiverAR.from_pretrained(
-        Path(args.model) / "model" if (Path(args.model) / "model").is_dir() else args.model
-    )
+    model = PerceiverAR.from_pretrained(args.model)
     tokenizer = ByteTokenizer()
     prompt = [ByteTokenizer.CLS, *tokenizer.encode(args.prompt, special_tokens=False)]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -156,10 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     info_parser = command(
         "info",
         "describe a model directory",
-        "Describe a model: an omniperceiver directory (config.json + model.safetensors) or a transformers one.",
+        "Describe a model: an omniperceiver directory (config.json + model.safetensors), a run folder of\n"
+        "`omniperceiver train`, or a transformers directory.",
         "omniperceiver info runs/digits",
     )
-    info_parser.add_argument("model_dir", metavar="MODEL_DIR")
+    info_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     info_parser.set_defaults(run=info)
     convert_parser = command(
         "convert",
@@ -181,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         "  omniperceiver predict models/language 'The capital of France is [MASK*5].'\n"
         "  omniperceiver predict models/flow frame1.png frame2.png --output-dir flows",
     )
-    predict_parser.add_argument("model_dir", metavar="MODEL_DIR", help="a model directory or transformers directory")
+    predict_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     predict_parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, texts, or clips")
     predict_parser.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
     predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
@@ -222,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-new-tokens bytes. temperature 0 decodes greedily.",
         "omniperceiver generate runs/fortunes-lm --prompt 'The meaning of life' --temperature 0.8 --top-k 40",
     )
-    generate_parser.add_argument("model", metavar="RUN_OR_MODEL_DIR")
+    generate_parser.add_argument("model", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     generate_parser.add_argument("--prompt", required=True, help="the text to continue")
     generate_parser.add_argument("--max-new-tokens", type=int, default=200, help="bytes to add at most (200)")
     generate_parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")

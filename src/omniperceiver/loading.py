@@ -1,4 +1,5 @@
-"""``from_pretrained``: an omniperceiver model directory, a transformers Perceiver directory, or a Hub id."""
+"""``from_pretrained``: an omniperceiver model directory, a training run folder, a transformers Perceiver directory,
+or a Hub id."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ def from_pretrained(source: str | os.PathLike) -> nn.Module:
     """Load a model in eval mode from ``source``:
 
     - a directory written by ``save_pretrained`` (config.json + model.safetensors);
+    - a run folder of ``omniperceiver train`` (the model in its ``model/`` folder);
     - a transformers Perceiver directory (any of the seven published classes), converted on the fly;
     - a Hugging Face Hub id such as ``deepmind/vision-perceiver-conv`` (needs huggingface_hub and a network).
     """
     path = Path(source)
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).is_file():
+        path = path / "model"  # a training run folder
     if path.is_dir():
         return convert_transformers(path) if is_transformers_directory(path) else load_directory(path)
     if path.exists() or re.fullmatch(r"[\w.-]+/[\w.-]+", str(source)) is None:

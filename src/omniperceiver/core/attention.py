@@ -63,6 +63,16 @@ def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, 
     return q, k, v
 
 
+def padding_outweighs_probabilities(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """Whether, on the CPU, padding q and k (d) to v's width (dv) for the flash kernel costs more than the
+    probabilities that the math kernel materializes: per head, the padded q and k that flash keeps for backward
+    exceed the unpadded ones by (O + M) x (dv - d) values and its q·k work grows by dv / d, while the math kernel
+    keeps O x M probabilities. Small maps with narrow q/k heads (e.g. 256 latents with 32-channel q/k and
+    160-channel v heads) are then both faster and smaller materialized."""
+    d, dv, o, m = q.shape[-1], v.shape[-1], q.shape[-2], k.shape[-2]
+    return q.device.type == "cpu" and d < dv and o * m <= (o + m) * (dv - d)
+
+
 def attend(
     q: Tensor,
     k: Tensor,
@@ -78,13 +88,14 @@ def attend(
     are all masked returns zeros (and zero gradients), never NaN. Scores are scaled by 1/sqrt(d).
 
     Returns the output (B, H, O, dv) and, only when ``need_weights`` is set, the attention probabilities
-    (B, H, O, M). The fast path never materializes the probabilities.
+    (B, H, O, M). The fused path never materializes the probabilities; it is taken unless they are asked for or
+    are the cheaper choice (:func:`padding_outweighs_probabilities`).
     """
     visible = None
     if mask is not None:
         visible = mask.any(dim=-1, keepdim=True)
         mask = mask | ~visible  # rows without any key attend uniformly, then are zeroed below
-    if need_weights:
+    if need_weights or padding_outweighs_probabilities(q, k, v):
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -92,7 +103,7 @@ def attend(
         if visible is not None:
             weights = weights * visible
         out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
-        return out, weights
+        return out, weights if need_weights else None
     scale, head_channels = 1.0 / math.sqrt(q.shape[-1]), v.shape[-1]
     q, k, v = pad_head_channels(q, k, v)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)

@@ -41,14 +41,14 @@ class Task:
     """A dataset and how to model it. ``unpack`` turns a batch of the dataset's tensors into (x, mask, target);
     ``features`` turns the same tensors into (B, F) raw features for the logistic-regression baseline.
     ``kind`` is "classification" (labels), "flow" (a per-pixel (u, v) field, scored by end-point error) or
-    "language-model" (a Perceiver AR predicting each next byte of left-padded sequences; ``input`` unused).
+    "language-model" (a Perceiver AR predicting each next byte of left-padded sequences: no ``input`` adapter).
     ``augment`` randomly alters a training batch of the dataset's tensors. A task that ``reads_folder`` loads
     a user's folder (one subfolder per class) named by the recipe's ``data_path``."""
 
     name: str
     modality: str
     load: Callable[..., Splits]
-    input: Callable[[Splits, ModelSize], InputAdapterConfig]
+    input: Callable[[Splits, ModelSize], InputAdapterConfig] | None
     unpack: Callable[[tuple[Tensor, ...]], tuple[Inputs, Masks, Tensor]]
     features: Callable[[tuple[Tensor, ...]], Tensor] | None = None
     kind: str = "classification"
@@ -77,7 +77,7 @@ class Task:
                 self_attention_widening_factor=size.widening_factor,
                 dropout=size.dropout,
             )
-            length = splits.train.tensors[0].shape[1] - 1  # inputs stop one byte before the last target
+            length = self.inputs_per_example(splits, size)  # inputs stop one byte before the last target
             return PerceiverARConfig(ByteTokenizer.vocab_size, length, ar, pad_id=ByteTokenizer.PAD)
         adapter = self.input(splits, size)
         encoder = EncoderConfig(
@@ -109,7 +109,10 @@ class Task:
         return PerceiverIOConfig(adapter, encoder, decoder, FlowOutputConfig(image_shape, scale=1.0))
 
     def inputs_per_example(self, splits: Splits, size: ModelSize) -> int:
-        """M, the number of input elements the encoder cross-attends to per example."""
+        """M, the number of input elements the encoder cross-attends to per example (a language model: its
+        context)."""
+        if self.input is None:
+            return splits.train.tensors[0].shape[1] - 1
         config = self.input(splits, size)
         x, mask, _ = self.unpack(tuple(t[:1] for t in splits.train.tensors))
         inputs, _ = config.build()(x, mask)
@@ -251,7 +254,7 @@ FORTUNES_LM = Task(
     "fortunes-lm",
     "text (bytes)",
     data.fortunes,
-    _text_input,
+    None,
     lambda b: (*left_aligned(b[0], b[1]), b[0]),
     kind="language-model",
 )
