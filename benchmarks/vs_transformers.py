@@ -325,6 +325,13 @@ def seconds(r: dict) -> str:
     return r["skipped"] if "skipped" in r else f"{r['time_s']:.3f}" + ("†" if r["contended"] else "")
 
 
+def cpu_seconds(reference: dict, ours: dict) -> str:
+    """The CPU time (user + system) of both and its ratio: steadier than wall time where page faults vary."""
+    if "skipped" in reference or "skipped" in ours or not ours["cpu_s"]:
+        return ""
+    return f"{reference['cpu_s']:.1f} / {ours['cpu_s']:.1f} ({reference['cpu_s'] / ours['cpu_s']:.2f}x)"
+
+
 def megabytes(r: dict) -> str:
     """The allocated peak, and the RSS peak where it differs (on the CPU)."""
     if "skipped" in r:
@@ -358,6 +365,7 @@ def report(results: list[dict], flops: dict, peak: dict, accuracies: list[dict])
     measured = {(r["implementation"], r["model"], Row(r["mode"], r["batch"], r["dtype"])): r for r in results}
 
     columns = ["model", "batch", "mode", "dtype", "GFLOP", "reference s", "ours s", "speed-up (ref/ours)"]
+    columns += ["CPU s ref / ours"]
     columns += ["reference MB", "ours MB", "memory (ours/ref)", "reference GFLOP/s (% peak)", "ours GFLOP/s (% peak)"]
     memory_note = "MB and memory: allocated peak / RSS peak (CPU; CUDA: the allocator's peak)"
     print("| " + " | ".join(columns) + " |")
@@ -378,6 +386,7 @@ def report(results: list[dict], flops: dict, peak: dict, accuracies: list[dict])
                 speed = ratio(reference, ours, "time_s")
                 cells = [MODELS[name].label, str(row.batch), mode, row.dtype, f"{work / 1e9:.3g}"]
                 cells += [seconds(reference), seconds(ours), "" if speed is None else f"{speed:.2f}x"]
+                cells += [cpu_seconds(reference, ours)]
                 cells += [megabytes(reference), megabytes(ours), memory_ratio(ours, reference)]
                 cells += [throughput(reference, work, peak), throughput(ours, work, peak)]
                 print("| " + " | ".join(cells) + " |")
