@@ -127,3 +127,19 @@ def test_a_language_model_trains_on_a_users_text_files(tmp_path, capsys):
     assert bits < 2.0  # a repeated sentence; its bytes' unigram entropy is about 4 bits
     assert main(["generate", str(tmp_path / "run"), "--prompt", "the quick", "--temperature", "0"]) == 0
     assert capsys.readouterr().out.startswith("the quick")
+
+
+def test_bf16_with_activation_checkpointing_learns_like_fp32(tmp_path, capsys):
+    """training.precision=bf16-mixed and training.activation_checkpointing reach the model (autocast, the
+    encoder's checkpointed blocks, the blocks' recomputed activations) and learn as fp32 does."""
+    accuracies = []
+    for name, settings in (
+        ("fp32", []),
+        ("bf16", ["training.precision=bf16-mixed", "training.activation_checkpointing=true"]),
+    ):
+        run = ["train", "digits", "training.epochs=8", *settings, "--output-dir", str(tmp_path / name), "--quiet"]
+        assert main(run) == 0
+        accuracies.append(float(capsys.readouterr().out.split("test_accuracy ")[1][:6]))
+    assert (tmp_path / "bf16" / "recipe.yaml").read_text().count("bf16-mixed") == 1
+    fp32, bf16 = accuracies
+    assert fp32 > 0.6 and abs(bf16 - fp32) < 0.05, accuracies  # chance is 0.1
