@@ -61,3 +61,21 @@ def test_a_recipe_trains_on_a_users_image_folder(tmp_path):
         train(load_recipe("mnist", [f"data_path={tmp_path}"]), tmp_path / "run3")
     with pytest.raises(ValueError, match=r"mine.yaml.data_path: expected str \| None, got 3"):
         load_recipe(recipe, ["data_path=3"])
+
+
+def test_a_recipe_trains_on_a_users_csv_series(tmp_path):
+    """csv-series: one series per row, the class in the column named label; rising against falling ramps that
+    start anywhere (no single step separates them)."""
+    generator = torch.Generator().manual_seed(0)
+    steps = torch.linspace(0, 1, 24)
+    rows = ["label," + ",".join(f"t{i}" for i in range(24))]
+    for i in range(200):
+        kind = ("rising", "falling")[i % 2]
+        series = torch.rand(1, generator=generator) * 4 + (steps if kind == "rising" else -steps)
+        series = series + 0.05 * torch.randn(24, generator=generator)
+        rows.append(kind + "," + ",".join(f"{v:.4f}" for v in series.tolist()))
+    (tmp_path / "ramps.csv").write_text("\n".join(rows) + "\n")
+    recipe = tmp_path / "ramps.yaml"
+    recipe.write_text(f"dataset: csv-series\ndata_path: {tmp_path / 'ramps.csv'}\ntraining: {{epochs: 20}}\n")
+    metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
+    assert metrics["test_accuracy"] >= 0.95, metrics

@@ -7,6 +7,7 @@ becomes the model's ``(x, mask)`` and target, and the raw features a linear base
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import torch
@@ -43,7 +44,8 @@ class Task:
     ``kind`` is "classification" (labels), "flow" (a per-pixel (u, v) field, scored by end-point error) or
     "language-model" (a Perceiver AR predicting each next byte of left-padded sequences: no ``input`` adapter).
     ``augment`` randomly alters a training batch of the dataset's tensors. A task that ``reads_folder`` loads
-    a user's folder (one subfolder per class) named by the recipe's ``data_path``."""
+    a user's folder (one subfolder per class; csv-series: a CSV file with a ``label`` column) named by the
+    recipe's ``data_path``."""
 
     name: str
     modality: str
@@ -320,6 +322,15 @@ TASKS: dict[str, Task] = {
         _on_folder(FORTUNES, "text-folder", data.text_folder),
         _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
         _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
+        Task(
+            "csv-series",
+            "series (CSV rows)",
+            functools.partial(data.csv_series, label_column="label"),
+            _sequence_input,
+            lambda b: (b[0], None, b[1]),
+            lambda b: _flat(b[0]),
+            reads_folder=True,
+        ),
         Task("flow-pairs", "optical flow", data.flow_pairs, _flow_input, lambda b: (b[0], None, b[1]), kind="flow"),
     )
 }
