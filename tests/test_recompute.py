@@ -46,6 +46,24 @@ def test_recomputed_activations_give_identical_gradients(which, autocast):
             assert torch.equal(recomputed, kept)
 
 
+def test_second_order_gradients_see_through_the_recomputed_activations():
+    """autograd re-attaches an unpacked saved tensor to the node that made the original: a penalty on the weight
+    gradients (which use LN(x), LN(h), GELU(hidden)) differentiates through the LayerNorms and GELU."""
+    torch.manual_seed(0)  # narrow q/k heads over 16 latents: the materialized kernel, which has a double backward
+    latent = SelfAttentionBlock(channels=64, num_heads=4, qk_channels=16, v_channels=64, widening_factor=2)
+    x = torch.randn(3, 16, 64, requires_grad=True)
+    grads = []
+    for context in (contextlib.nullcontext, keeping_everything):
+        with context():
+            out = latent(x)
+        params = list(latent.parameters())
+        weight_grads = torch.autograd.grad(out.square().sum(), params, create_graph=True)  # they use LN(x) etc.
+        penalty = sum(grad.square().sum() for grad in weight_grads)
+        grads.append(torch.autograd.grad(penalty, [x, *params]))
+    for recomputed, kept in zip(*grads, strict=True):
+        torch.testing.assert_close(recomputed, kept, rtol=1e-5, atol=1e-6)
+
+
 def test_a_latent_layer_keeps_a_third_less_for_backward():
     latent, _, x, _ = blocks()
     x = torch.randn(8, 256, 64, requires_grad=True)
