@@ -49,7 +49,7 @@ def test_recomputed_activations_give_identical_gradients(which, autocast):
 def test_second_order_gradients_see_through_the_recomputed_activations():
     """autograd re-attaches an unpacked saved tensor to the node that made the original: a penalty on the weight
     gradients (which use LN(x), LN(h), GELU(hidden)) differentiates through the LayerNorms and GELU."""
-    torch.manual_seed(0)  # narrow q/k heads over 16 latents: the materialized kernel, which has a double backward
+    torch.manual_seed(0)  # narrow q/k heads: the chunked kernel, whose backward is differentiable
     latent = SelfAttentionBlock(channels=64, num_heads=4, qk_channels=16, v_channels=64, widening_factor=2)
     x = torch.randn(3, 16, 64, requires_grad=True)
     grads = []

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from omniperceiver.core.chunked_attention import chunked_attention
 from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.position import RotaryPositionEmbedding
 
@@ -46,7 +47,8 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
 def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Zero-pad head channels so that SDPA can run a fused kernel instead of its math kernel, which
     materializes the (B, H, O, M) probabilities: on CUDA to multiples of 8 (aligned channels); on the CPU,
-    whose flash kernel needs one width for q, k and v, q and k (d) or v (dv) to the larger of the two.
+    whose flash kernel needs one width for q, k and v (where :func:`chunked_attention` cannot serve: dropout,
+    mixed dtypes), q and k (d) or v (dv) to the larger of the two.
 
     Zero channels add nothing to q·k, and the extra output channels that v's padding produces are cut off by
     the caller (who keeps the 1/sqrt(d) scale of the unpadded width).
@@ -63,14 +65,10 @@ def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, 
     return q, k, v
 
 
-def padding_outweighs_probabilities(q: Tensor, k: Tensor, v: Tensor) -> bool:
-    """Whether, on the CPU, padding q and k (d) to v's width (dv) for the flash kernel costs more than the
-    probabilities that the math kernel materializes: per head, the padded q and k that flash keeps for backward
-    exceed the unpadded ones by (O + M) x (dv - d) values and its q·k work grows by dv / d, while the math kernel
-    keeps O x M probabilities. Small maps with narrow q/k heads (e.g. 256 latents with 32-channel q/k and
-    160-channel v heads) are then both faster and smaller materialized."""
-    d, dv, o, m = q.shape[-1], v.shape[-1], q.shape[-2], k.shape[-2]
-    return q.device.type == "cpu" and d < dv and o * m <= (o + m) * (dv - d)
+def unequal_widths_on_cpu(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """Whether q/k heads (d) and v heads (dv) of one dtype differ in width on the CPU, whose flash kernel would
+    need them padded to one width (dv / d times the q·k work, padded copies kept for backward)."""
+    return q.device.type == "cpu" and q.shape[-1] != v.shape[-1] and q.dtype == k.dtype == v.dtype
 
 
 def attend(
@@ -88,14 +86,14 @@ def attend(
     are all masked returns zeros (and zero gradients), never NaN. Scores are scaled by 1/sqrt(d).
 
     Returns the output (B, H, O, dv) and, only when ``need_weights`` is set, the attention probabilities
-    (B, H, O, M). The fused path never materializes the probabilities; it is taken unless they are asked for or
-    are the cheaper choice (:func:`padding_outweighs_probabilities`).
+    (B, H, O, M). Unless they are asked for, the probabilities are never kept: SDPA's fused kernels run, except on
+    the CPU for heads whose q/k width differs from v's, which :func:`chunked_attention` serves without padding.
     """
     visible = None
     if mask is not None:
         visible = mask.any(dim=-1, keepdim=True)
         mask = mask | ~visible  # rows without any key attend uniformly, then are zeroed below
-    if need_weights or padding_outweighs_probabilities(q, k, v):
+    if need_weights:
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -103,11 +101,14 @@ def attend(
         if visible is not None:
             weights = weights * visible
         out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
-        return out, weights if need_weights else None
+        return out, weights
     scale, head_channels = 1.0 / math.sqrt(q.shape[-1]), v.shape[-1]
-    q, k, v = pad_head_channels(q, k, v)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
-    out = out[..., :head_channels]
+    if unequal_widths_on_cpu(q, k, v) and not dropout:
+        out = chunked_attention(q, k, v, mask=mask, scale=scale)
+    else:
+        q, k, v = pad_head_channels(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
+        out = out[..., :head_channels]
     if visible is not None:
         out = out * visible
     return out, None

@@ -1,0 +1,114 @@
+"""Attention for heads whose q/k width differs from v's, on the CPU: chunked, probabilities recomputed.
+
+The CPU flash kernel needs one head width for q, k and v. The Perceiver's heads often have narrow q/k and wide
+v (the language model: 32 and 160 channels), so flash needs q and k zero-padded (5x the q·k work, padded copies
+kept for backward), and the math kernel keeps the (B, H, O, M) probabilities for backward. This kernel keeps
+neither: the forward pass runs softmax over blocks of query rows (the map is never whole), and backward
+recomputes each block's probabilities from q and k (one narrow q·k product) instead of reading them.
+
+Backward is written in differentiable torch ops, so second-order gradients work as through the math kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# Blocks of the map hold at most this many values (16 MiB in fp32); backward holds about three at once. A block
+# is several whole examples (B) where one example's map fits, else blocks of one example's query rows (O).
+BLOCK_VALUES = 1 << 22
+
+
+def blocks(q: Tensor, k: Tensor) -> tuple[list[slice], list[slice]]:
+    """Slices of the B examples and of the O query rows of q (B, H, O, d) that split its map against
+    k (B, H, M, d) into blocks of at most BLOCK_VALUES values."""
+    batch, heads, queries, keys = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
+    per_example = heads * queries * keys
+    examples = max(1, min(batch, BLOCK_VALUES // per_example))
+    rows = queries if per_example <= BLOCK_VALUES else max(1, BLOCK_VALUES // (heads * keys))
+    return [slice(i, i + examples) for i in range(0, batch, examples)], [
+        slice(i, i + rows) for i in range(0, queries, rows)
+    ]
+
+
+def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:
+    if mask is not None and mask.dim() == 4 and mask.shape[0] > 1:
+        mask = mask[examples]
+    if mask is not None and mask.shape[-2] > 1:
+        mask = mask[..., rows, :]
+    return mask
+
+
+def _cat(parts: list[Tensor], dim: int) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+
+
+def _wide(x: Tensor) -> Tensor:
+    """x in fp32, or wider if it already is."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in fp32 or wider: (B, H, o, M)."""
+    scores = _wide(q_scaled @ k.transpose(-1, -2))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1)
+
+
+def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    example_blocks, row_blocks = blocks(q, k)
+    out = []
+    for examples in example_blocks:
+        out.append(_cat([
+            _probabilities(q[examples, :, rows] * scale, k[examples], _mask_block(mask, examples, rows)).to(v.dtype)
+            @ v[examples]
+            for rows in row_blocks
+        ], dim=-2))
+    return _cat(out, dim=0)
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+        ctx.save_for_backward(q, k, v, mask)
+        ctx.scale = scale
+        return _forward(q, k, v, mask, scale)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:
+        q, k, v, mask = ctx.saved_tensors
+        scale = ctx.scale
+        example_blocks, row_blocks = blocks(q, k)
+        grad_q, grad_k, grad_v = [], [], []
+        for examples in example_blocks:
+            keys, values = k[examples], v[examples]
+            rows_grad_q, example_grad_k, example_grad_v = [], 0, 0  # summed over row blocks in fp32 or wider
+            for rows in row_blocks:
+                q_scaled, grad_rows = q[examples, :, rows] * scale, grad_out[examples, :, rows]
+                probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, rows))
+                grad_probs = _wide(grad_rows @ values.transpose(-1, -2))
+                grad_scores = torch.ops.aten._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+                grad_scores = grad_scores.to(q.dtype)
+                rows_grad_q.append(grad_scores @ keys * scale)
+                example_grad_k = example_grad_k + _wide(grad_scores.transpose(-1, -2) @ q_scaled)
+                example_grad_v = example_grad_v + _wide(probs.to(v.dtype).transpose(-1, -2) @ grad_rows)
+            grad_q.append(_cat(rows_grad_q, dim=-2))
+            grad_k.append(example_grad_k.to(k.dtype))
+            grad_v.append(example_grad_v.to(v.dtype))
+        return _cat(grad_q, 0), _cat(grad_k, 0), _cat(grad_v, 0), None, None
+
+
+def chunked_attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, scale: float) -> Tensor:
+    """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv) of one dtype: (B, H, O, dv).
+
+    ``mask`` is boolean, broadcastable to (B, H, O, M), True = may be attended; every query row must have a key
+    it may attend. Scores and softmax are computed in fp32, the products in the inputs' dtype. With autograd,
+    only q, k, v and the mask are kept for backward.
+    """
+    with torch.autocast(q.device.type, enabled=False):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+            return _ChunkedAttention.apply(q, k, v, mask, scale)
+        return _forward(q, k, v, mask, scale)

@@ -1,0 +1,108 @@
+import math
+
+import pytest
+import torch
+
+from omniperceiver.core import attend, causal_mask, key_padding_mask
+from omniperceiver.core import chunked_attention as chunked
+from omniperceiver.core.chunked_attention import blocks, chunked_attention
+
+
+def materialized(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def inputs(batch=3, heads=2, queries=10, keys=12, d=4, dv=6, dtype=torch.float64):
+    torch.manual_seed(0)
+    shapes = ((batch, heads, queries, d), (batch, heads, keys, d), (batch, heads, keys, dv))
+    return [torch.randn(*shape, dtype=dtype, requires_grad=True) for shape in shapes]
+
+
+MASKS = {
+    "none": lambda: None,
+    "key padding (B, 1, 1, M)": lambda: key_padding_mask(torch.arange(12) < torch.tensor([[12], [5], [9]]), 3, 12),
+    "causal (O, M)": lambda: causal_mask(10, 12),
+    "full (B, H, O, M)": lambda: torch.rand(3, 2, 10, 12, generator=torch.Generator().manual_seed(1)) < 0.7,
+}
+
+
+@pytest.mark.parametrize("block_values", [1 << 22, 2 * 10 * 12, 3 * 12])  # one block; per example; 3 rows
+@pytest.mark.parametrize("mask_kind", list(MASKS))
+def test_values_and_gradients_equal_the_materialized_softmax(monkeypatch, block_values, mask_kind):
+    monkeypatch.setattr(chunked, "BLOCK_VALUES", block_values)
+    q, k, v = inputs()
+    mask = MASKS[mask_kind]()
+    if mask is not None:
+        mask = mask | ~mask.any(-1, keepdim=True)  # every row sees a key, as attend guarantees
+    out = chunked_attention(q, k, v, mask=mask, scale=1 / math.sqrt(4))
+    expected = materialized(q, k, v, mask)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-10)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    for grad, want in zip(grads, torch.autograd.grad(expected, (q, k, v), grad_out), strict=True):
+        torch.testing.assert_close(grad, want, atol=1e-12, rtol=1e-10)
+
+
+def test_second_order_gradients_are_exact(monkeypatch):
+    monkeypatch.setattr(chunked, "BLOCK_VALUES", 2 * 5 * 12)  # blocks of 5 rows
+    q, k, v = inputs()
+    mask = causal_mask(10, 12)
+    assert torch.autograd.gradgradcheck(lambda q, k, v: chunked_attention(q, k, v, mask=mask, scale=0.3), (q, k, v))
+
+
+@pytest.mark.parametrize(
+    ("queries", "keys", "example_blocks", "row_blocks"),
+    [
+        (256, 256, 1, 1),  # the language model's latents at batch 8: one block of 8 examples x 8 heads
+        (256, 2048, 8, 1),  # its encoder cross-attention: one example per block
+        (2048, 256, 8, 1),  # its decoder
+        (2048, 4096, 8, 16),  # a larger map: blocks of 128 query rows of one example
+    ],
+)
+def test_blocks_hold_at_most_block_values(queries, keys, example_blocks, row_blocks):
+    q, k = torch.empty(8, 8, queries, 32), torch.empty(8, 8, keys, 32)
+    examples, rows = blocks(q, k)
+    assert (len(examples), len(rows)) == (example_blocks, row_blocks)
+    assert (examples[0].stop - examples[0].start) * 8 * (rows[0].stop - rows[0].start) * keys <= chunked.BLOCK_VALUES
+
+
+def saved_bytes(fn) -> tuple[int, set[int]]:
+    """Bytes of the tensors that ``fn`` saves for backward, and their storages."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn()
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in saved}
+    return sum(storages.values()), set(storages)
+
+
+def test_attend_keeps_nothing_but_its_inputs_for_narrow_qk_heads():
+    """The language model's latent shapes (d = 32, dv = 160): no probabilities, no padded q and k are kept."""
+    q, k, v = (t.detach().float().requires_grad_() for t in inputs(2, 8, 256, 256, 32, 160))
+    inputs_bytes = sum(t.untyped_storage().nbytes() for t in (q, k, v))
+    kept, storages = saved_bytes(lambda: attend(q, k, v))
+    assert kept == inputs_bytes and storages == {t.untyped_storage().data_ptr() for t in (q, k, v)}
+    probabilities = 2 * 8 * 256 * 256 * 4
+    assert saved_bytes(lambda: materialized(q, k, v))[0] >= inputs_bytes + probabilities
+
+
+def test_under_bf16_autocast_the_products_run_in_bf16_and_stay_close_to_fp32():
+    q, k, v = (t.detach().float() for t in inputs(2, 4, 64, 96, 16, 48))
+    expected = materialized(q, k, v)
+    q16, k16, v16 = (t.bfloat16().requires_grad_() for t in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = attend(q16, k16, v16)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
+    grads = torch.autograd.grad(out.float().square().sum(), (q16, k16, v16))
+    want = torch.autograd.grad(materialized(*(t.requires_grad_() for t in (q, k, v))).square().sum(), (q, k, v))
+    for grad, reference in zip(grads, want, strict=True):
+        assert grad.dtype == torch.bfloat16
+        assert (grad.float() - reference).norm() <= 0.03 * reference.norm()
