@@ -1,6 +1,7 @@
 """The training engine's guarantees: a run killed with SIGKILL resumes exactly; 2 DDP processes equal 1 process
 on the same global batch; evaluate reproduces the test metrics; every run folder gets its pictures."""
 
+import json
 import os
 import signal
 import subprocess
@@ -141,6 +142,8 @@ def test_bf16_with_activation_checkpointing_learns_like_fp32(tmp_path, capsys):
         assert main(run) == 0
         accuracies.append(float(capsys.readouterr().out.split("test_accuracy ")[1][:6]))
     assert (tmp_path / "bf16" / "recipe.yaml").read_text().count("bf16-mixed") == 1
+    saved = {name: json.loads((tmp_path / name / "model" / "config.json").read_text()) for name in ("fp32", "bf16")}
+    assert [saved[name]["encoder"]["activation_checkpointing"] for name in ("fp32", "bf16")] == [False, True]
     fp32, bf16 = accuracies
     # mid-curve after 8 epochs (chance is 0.1): fp32 0.717; bf16 0.662 on 2 threads, 0.695 on 1
     assert fp32 > 0.6 and abs(bf16 - fp32) < 0.1, accuracies

@@ -50,6 +50,11 @@ def _wide(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+def _accumulate(total: Tensor | None, part: Tensor) -> Tensor:
+    """total + part, summed in fp32 or wider from the second part on (row blocks' gradients of k and v)."""
+    return part if total is None else _wide(total) + part
+
+
 def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in fp32 or wider: (B, H, o, M)."""
     scores = _wide(q_scaled @ k.transpose(-1, -2))
@@ -85,7 +90,7 @@ class _ChunkedAttention(torch.autograd.Function):
         grad_q, grad_k, grad_v = [], [], []
         for examples in example_blocks:
             keys, values = k[examples], v[examples]
-            rows_grad_q, example_grad_k, example_grad_v = [], 0, 0  # summed over row blocks in fp32 or wider
+            rows_grad_q, example_grad_k, example_grad_v = [], None, None
             for rows in row_blocks:
                 q_scaled, grad_rows = q[examples, :, rows] * scale, grad_out[examples, :, rows]
                 probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, rows))
@@ -93,8 +98,8 @@ class _ChunkedAttention(torch.autograd.Function):
                 grad_scores = torch.ops.aten._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
                 grad_scores = grad_scores.to(q.dtype)
                 rows_grad_q.append(grad_scores @ keys * scale)
-                example_grad_k = example_grad_k + _wide(grad_scores.transpose(-1, -2) @ q_scaled)
-                example_grad_v = example_grad_v + _wide(probs.to(v.dtype).transpose(-1, -2) @ grad_rows)
+                example_grad_k = _accumulate(example_grad_k, grad_scores.transpose(-1, -2) @ q_scaled)
+                example_grad_v = _accumulate(example_grad_v, probs.to(v.dtype).transpose(-1, -2) @ grad_rows)
             grad_q.append(_cat(rows_grad_q, dim=-2))
             grad_k.append(example_grad_k.to(k.dtype))
             grad_v.append(example_grad_v.to(v.dtype))
