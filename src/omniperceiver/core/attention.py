@@ -68,7 +68,13 @@ def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, 
 def unequal_widths_on_cpu(q: Tensor, k: Tensor, v: Tensor) -> bool:
     """Whether q/k heads (d) and v heads (dv) of one dtype differ in width on the CPU, whose flash kernel would
     need them padded to one width (dv / d times the q·k work, padded copies kept for backward)."""
-    return q.device.type == "cpu" and q.shape[-1] != v.shape[-1] and q.dtype == k.dtype == v.dtype
+    return (
+        q.device.type == "cpu"
+        and q.shape[-1] != v.shape[-1]
+        and q.dtype == k.dtype == v.dtype
+        and q.dim() == 4
+        and q.shape[:2] == k.shape[:2] == v.shape[:2]  # no broadcast batch or head dimensions
+    )
 
 
 def attend(

@@ -3,15 +3,14 @@
 The CPU flash kernel needs one head width for q, k and v. The Perceiver's heads often have narrow q/k and wide
 v (the language model: 32 and 160 channels), so flash needs q and k zero-padded (5x the q·k work, padded copies
 kept for backward), and the math kernel keeps the (B, H, O, M) probabilities for backward. This kernel keeps
-neither: the forward pass runs softmax over blocks of query rows (the map is never whole), and backward
-recomputes each block's probabilities from q and k (one narrow q·k product) instead of reading them.
+neither: the forward pass runs softmax over blocks of the map (whole examples where they fit, else query rows;
+the map is never whole when it is large), and backward recomputes each block's probabilities from q and k (one
+narrow q·k product) instead of reading them.
 
 Backward is written in differentiable torch ops, so second-order gradients work as through the math kernel.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -67,11 +66,12 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float)
     example_blocks, row_blocks = blocks(q, k)
     out = []
     for examples in example_blocks:
-        out.append(_cat([
-            _probabilities(q[examples, :, rows] * scale, k[examples], _mask_block(mask, examples, rows)).to(v.dtype)
-            @ v[examples]
-            for rows in row_blocks
-        ], dim=-2))
+        keys, values = k[examples], v[examples]
+        rows_out = []
+        for rows in row_blocks:
+            probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
+            rows_out.append(probs.to(v.dtype) @ values)
+        out.append(_cat(rows_out, dim=-2))
     return _cat(out, dim=0)
 
 
