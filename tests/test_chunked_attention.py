@@ -106,3 +106,16 @@ def test_under_bf16_autocast_the_products_run_in_bf16_and_stay_close_to_fp32():
     for grad, reference in zip(grads, want, strict=True):
         assert grad.dtype == torch.bfloat16
         assert (grad.float() - reference).norm() <= 0.03 * reference.norm()
+
+
+def test_torch_compile_traces_the_kernel_and_its_backward(monkeypatch):
+    monkeypatch.setattr(chunked, "BLOCK_VALUES", 2 * 5 * 12)  # blocks of 5 rows: the loops unroll
+    q, k, v = (t.detach().float().requires_grad_() for t in inputs())
+    mask = causal_mask(10, 12)
+    compiled = torch.compile(lambda q, k, v: attend(q, k, v, mask=mask)[0], fullgraph=True)
+    out = compiled(q, k, v)
+    expected = materialized(q, k, v, mask)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    for grad, want in zip(grads, torch.autograd.grad(expected.square().sum(), (q, k, v)), strict=True):
+        torch.testing.assert_close(grad, want, atol=1e-5, rtol=1e-5)
