@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.chunked_attention import chunked_attention
 from omniperceiver.core.kv_cache import KVCache
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
@@ -152,10 +153,10 @@ class MultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.dropout = dropout
         self.rotary = rotary
-        self.query = nn.Linear(query_channels, qk_channels)
-        self.key = nn.Linear(kv_channels, qk_channels)
-        self.value = nn.Linear(kv_channels, v_channels)
-        self.output = nn.Linear(v_channels, output_channels)
+        self.query = Linear(query_channels, qk_channels)
+        self.key = Linear(kv_channels, qk_channels)
+        self.value = Linear(kv_channels, v_channels)
+        self.output = Linear(v_channels, output_channels)
 
     def _split_heads(self, x: Tensor) -> Tensor:
         b, n, c = x.shape

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from omniperceiver.core import recompute
 from omniperceiver.core.attention import MultiHeadAttention
 from omniperceiver.core.kv_cache import KVCache
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
@@ -19,9 +20,9 @@ class MLP(nn.Sequential):
 
     def __init__(self, channels: int, widening_factor: int) -> None:
         super().__init__(
-            nn.Linear(channels, widening_factor * channels),
+            Linear(channels, widening_factor * channels),
             nn.GELU(),
-            nn.Linear(widening_factor * channels, channels),
+            Linear(widening_factor * channels, channels),
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from omniperceiver.core.linear import bf16_matmuls_are_slower
+
 # Blocks of the map hold at most this many values (16 MiB in fp32); backward holds about three at once. A block
 # is several whole examples (B) where one example's map fits, else blocks of one example's query rows (O).
 BLOCK_VALUES = 1 << 22
@@ -30,6 +32,13 @@ def blocks(q: Tensor, k: Tensor) -> tuple[list[slice], list[slice]]:
     return [slice(i, i + examples) for i in range(0, batch, examples)], [
         slice(i, i + rows) for i in range(0, queries, rows)
     ]
+
+
+def _working_dtype(t: Tensor) -> torch.dtype:
+    """The dtype the products run in: bf16 operands on the fp32 units where this CPU's bf16 matmuls are the
+    slower (their products are exact in fp32; see :mod:`omniperceiver.core.linear`), else t's own."""
+    slower = t.dtype == torch.bfloat16 and not torch.compiler.is_compiling() and bf16_matmuls_are_slower()
+    return torch.float32 if slower else t.dtype
 
 
 def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:
@@ -63,6 +72,8 @@ def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    dtype, work = v.dtype, _working_dtype(v)
+    q, k, v = q.to(work), k.to(work), v.to(work)
     example_blocks, row_blocks = blocks(q, k)
     out = []
     for examples in example_blocks:
@@ -72,7 +83,7 @@ def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float)
             probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
             rows_out.append(probs.to(v.dtype) @ values)
         out.append(_cat(rows_out, dim=-2))
-    return _cat(out, dim=0)
+    return _cat(out, dim=0).to(dtype)
 
 
 class _ChunkedAttention(torch.autograd.Function):
@@ -85,7 +96,8 @@ class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:
         q, k, v, mask = ctx.saved_tensors
-        scale = ctx.scale
+        scale, dtype, work = ctx.scale, v.dtype, _working_dtype(v)
+        q, k, v, grad_out = q.to(work), k.to(work), v.to(work), grad_out.to(work)
         example_blocks, row_blocks = blocks(q, k)
         grad_q, grad_k, grad_v = [], [], []
         for examples in example_blocks:
@@ -101,17 +113,18 @@ class _ChunkedAttention(torch.autograd.Function):
                 example_grad_k = _accumulate(example_grad_k, grad_scores.transpose(-1, -2) @ q_scaled)
                 example_grad_v = _accumulate(example_grad_v, probs.to(v.dtype).transpose(-1, -2) @ grad_rows)
             grad_q.append(_cat(rows_grad_q, dim=-2))
-            grad_k.append(example_grad_k.to(k.dtype))
-            grad_v.append(example_grad_v.to(v.dtype))
-        return _cat(grad_q, 0), _cat(grad_k, 0), _cat(grad_v, 0), None, None
+            grad_k.append(example_grad_k.to(dtype))
+            grad_v.append(example_grad_v.to(dtype))
+        return _cat(grad_q, 0).to(dtype), _cat(grad_k, 0), _cat(grad_v, 0), None, None
 
 
 def chunked_attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, scale: float) -> Tensor:
     """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv) of one dtype: (B, H, O, dv).
 
     ``mask`` is boolean, broadcastable to (B, H, O, M), True = may be attended; every query row must have a key
-    it may attend. Scores and softmax are computed in fp32, the products in the inputs' dtype. With autograd,
-    only q, k, v and the mask are kept for backward.
+    it may attend. Scores and softmax are computed in fp32, the products in the inputs' dtype (bf16 ones in fp32
+    where that is faster, :func:`_working_dtype`). With autograd, only q, k, v and the mask are kept for
+    backward.
     """
     with torch.autocast(q.device.type, enabled=False):
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from omniperceiver.core import linear as linear_module
+from omniperceiver.core.linear import Linear
+
+
+def layers():
+    torch.manual_seed(0)
+    ours = Linear(64, 48)
+    plain = torch.nn.Linear(64, 48)
+    plain.load_state_dict(ours.state_dict())
+    return ours, plain
+
+
+def saved_for_backward(fn):
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        fn()
+    return saved
+
+
+def test_outside_bf16_autocast_it_is_nn_linear():
+    ours, plain = layers()
+    x = torch.randn(3, 5, 64)
+    assert torch.equal(ours(x), plain(x))
+
+
+def test_under_bf16_autocast_without_slower_bf16_matmuls_it_is_autocasts_linear(monkeypatch):
+    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: False)
+    ours, plain = layers()
+    x = torch.randn(3, 5, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(ours(x), plain(x))
+
+
+def test_on_the_fp32_units_it_keeps_autocasts_dtypes_and_is_closer_to_fp32(monkeypatch):
+    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: True)
+    ours, plain = layers()
+    x = torch.randn(4, 50, 64, requires_grad=True)
+    exact = plain(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, autocast_out = ours(x), plain(x)
+        kept = saved_for_backward(lambda: ours(x))
+    assert out.dtype == torch.bfloat16
+    # kept for backward: the bf16 copy of the input (as autocast keeps it) and the fp32 weight itself
+    assert sorted(str(t.dtype) for t in kept) == ["torch.bfloat16", "torch.float32"]
+    assert any(t is ours.weight for t in kept)
+    error, autocast_error = (out.float() - exact).abs().max(), (autocast_out.float() - exact).abs().max()
+    assert error <= autocast_error and error <= 0.02
+    params = (x, ours.weight, ours.bias)
+    grads = torch.autograd.grad(out.float().square().sum(), params)
+    want = torch.autograd.grad(exact.square().sum(), (x, plain.weight, plain.bias))
+    for grad, param, reference in zip(grads, params, want, strict=True):
+        assert grad.dtype == param.dtype
+        assert (grad - reference).norm() <= 0.01 * reference.norm()
+
+
+@pytest.mark.parametrize("slower", [False, True])
+def test_attention_blocks_under_bf16_autocast_stay_close_to_fp32(monkeypatch, slower):
+    from omniperceiver.core import SelfAttentionBlock
+
+    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: slower)
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(channels=64, num_heads=4, qk_channels=16, v_channels=64)  # chunked attention too
+    x = torch.randn(2, 32, 64, requires_grad=True)
+    exact = block(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(x)
+    assert (out.float() - exact).abs().max() <= 0.05 * exact.abs().max()
+    params = (x, *block.parameters())
+    grads = torch.cat([g.flatten() for g in torch.autograd.grad(out.float().square().sum(), params)])
+    want = torch.cat([g.flatten() for g in torch.autograd.grad(exact.square().sum(), params)])
+    assert (grads - want).norm() <= 0.05 * want.norm()  # (the key bias's gradient is 0 up to rounding)
