@@ -2,8 +2,9 @@
 
 Every path of the library (encoder cross-attention, latent self-attention, decoder cross-attention, causal
 Perceiver AR attention and cached decoding) goes through :func:`attend`, which calls
-``torch.nn.functional.scaled_dot_product_attention``. Masks are boolean with SDPA's meaning: ``True`` = this
-key may be attended.
+``torch.nn.functional.scaled_dot_product_attention``, or on the CPU, for heads whose q/k and v widths differ,
+:func:`~omniperceiver.core.chunked_attention.chunked_attention`. Masks are boolean with SDPA's meaning:
+``True`` = this key may be attended.
 """
 
 from __future__ import annotations
