@@ -118,3 +118,26 @@ def test_padding_lets_the_cpu_flash_kernel_take_different_qk_and_v_head_widths()
     assert torch._fused_sdp_choice(*padded) != 0  # not the math kernel
     out = torch.nn.functional.scaled_dot_product_attention(*padded, scale=32**-0.5)
     torch.testing.assert_close(out, materialized(q, k, v), atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_flash_runs_on_the_fp32_units_and_keeps_bf16_for_backward(monkeypatch):
+    """Where bf16 matmuls are the slower, unmasked bf16 attention runs the flash kernel in fp32: its output is
+    fp32 attention over the bf16 values, rounded to bf16; q, k, v and the output are kept in bf16."""
+    from omniperceiver.core import attention, linear
+
+    monkeypatch.setattr(linear, "bf16_matmuls_are_slower", lambda: True)
+    monkeypatch.setattr(attention, "bf16_matmuls_are_slower", lambda: True)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 16).bfloat16().requires_grad_() for n in (24, 40, 40))
+    exact = materialized(*(t.float() for t in (q, k, v)))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out, _ = attend(q, k, v)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - exact).abs().max() <= 2**-8 * exact.abs().max()  # one rounding to bf16
+    assert sorted(str(t.dtype) for t in saved) == ["torch.bfloat16"] * 4 + ["torch.float32"]  # + logsumexp
+    grads = torch.autograd.grad(out.float().square().sum(), (q, k, v))
+    want = torch.autograd.grad(exact.square().sum(), (q, k, v))
+    for grad, reference in zip(grads, want, strict=True):
+        assert grad.dtype == torch.bfloat16
+        assert (grad.float() - reference).norm() <= 0.01 * reference.norm()

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.chunked_attention import chunked_attention
 from omniperceiver.core.kv_cache import KVCache
-from omniperceiver.core.linear import Linear
+from omniperceiver.core.linear import Linear, bf16_matmuls_are_slower
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
@@ -79,6 +79,54 @@ def unequal_widths_on_cpu(q: Tensor, k: Tensor, v: Tensor) -> bool:
     )
 
 
+class _FlashOnFp32Units(torch.autograd.Function):
+    """SDPA's CPU flash kernel on bf16 q, k, v (B, H, O|M, d) run in fp32 (bf16 values are exact there), where
+    this CPU's bf16 matmuls are the slower (:mod:`omniperceiver.core.linear`); q, k, v and the output are kept
+    for backward in bf16, as the bf16 kernel keeps them."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+        with torch.autocast("cpu", enabled=False):
+            out, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                q.float(), k.float(), v.float(), scale=scale
+            )
+        out = out.bfloat16()
+        ctx.save_for_backward(q, k, v, out, logsumexp)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        q, k, v, out, logsumexp = ctx.saved_tensors
+        with torch.autocast("cpu", enabled=False):
+            grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                grad_out.float().contiguous(),
+                q.float(),
+                k.float(),
+                v.float(),
+                out.float(),
+                logsumexp,
+                0.0,
+                False,
+                scale=ctx.scale,
+            )
+        return *(grad.bfloat16() for grad in grads), None
+
+
+def flash_on_fp32_units(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float) -> bool:
+    """Whether unmasked bf16 attention of one head width on the CPU runs the flash kernel in fp32."""
+    return (
+        q.device.type == "cpu"
+        and q.dtype == k.dtype == v.dtype == torch.bfloat16
+        and q.shape[-1] == v.shape[-1]
+        and mask is None
+        and not dropout
+        and not torch.compiler.is_compiling()
+        and bf16_matmuls_are_slower()
+    )
+
+
 def attend(
     q: Tensor,
     k: Tensor,
@@ -113,6 +161,8 @@ def attend(
     scale, head_channels = 1.0 / math.sqrt(q.shape[-1]), v.shape[-1]
     if unequal_widths_on_cpu(q, k, v) and not dropout:
         out = chunked_attention(q, k, v, mask=mask, scale=scale)
+    elif flash_on_fp32_units(q, k, v, mask, dropout):
+        out = _FlashOnFp32Units.apply(q, k, v, scale)
     else:
         q, k, v = pad_head_channels(q, k, v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
