@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.chunked_attention import chunked_attention
 from omniperceiver.core.kv_cache import KVCache
-from omniperceiver.core.linear import Linear, bf16_matmuls_are_slower
+from omniperceiver.core.linear import Linear, bf16_products_on_fp32_units
 from omniperceiver.core.position import RotaryPositionEmbedding
 
 
@@ -117,13 +117,11 @@ class _FlashOnFp32Units(torch.autograd.Function):
 def flash_on_fp32_units(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout: float) -> bool:
     """Whether unmasked bf16 attention of one head width on the CPU runs the flash kernel in fp32."""
     return (
-        q.device.type == "cpu"
-        and q.dtype == k.dtype == v.dtype == torch.bfloat16
+        q.dtype == k.dtype == v.dtype == torch.bfloat16
         and q.shape[-1] == v.shape[-1]
         and mask is None
         and not dropout
-        and not torch.compiler.is_compiling()
-        and bf16_matmuls_are_slower()
+        and bf16_products_on_fp32_units(q.device)
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from omniperceiver.core.linear import bf16_matmuls_are_slower
+from omniperceiver.core.linear import bf16_products_on_fp32_units
 
 # Blocks of the map hold at most this many values (16 MiB in fp32); backward holds about three at once. A block
 # is several whole examples (B) where one example's map fits, else blocks of one example's query rows (O).
@@ -37,8 +37,8 @@ def blocks(q: Tensor, k: Tensor) -> tuple[list[slice], list[slice]]:
 def _working_dtype(t: Tensor) -> torch.dtype:
     """The dtype the products run in: bf16 operands on the fp32 units where this CPU's bf16 matmuls are the
     slower (their products are exact in fp32; see :mod:`omniperceiver.core.linear`), else t's own."""
-    slower = t.dtype == torch.bfloat16 and not torch.compiler.is_compiling() and bf16_matmuls_are_slower()
-    return torch.float32 if slower else t.dtype
+    on_fp32_units = t.dtype == torch.bfloat16 and bf16_products_on_fp32_units(t.device)
+    return torch.float32 if on_fp32_units else t.dtype
 
 
 def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:

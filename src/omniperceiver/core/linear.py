@@ -42,6 +42,12 @@ def bf16_matmuls_are_slower() -> bool:
         return best_time(a.bfloat16(), b.bfloat16()) >= SLOWER_BY * best_time(a, b)
 
 
+def bf16_products_on_fp32_units(device: torch.device) -> bool:
+    """Whether bf16 products on ``device`` run on the fp32 units: on a CPU whose bf16 GEMM is the slower, outside
+    ``torch.compile`` (the one test for this module, the chunked kernel and the flash kernel alike)."""
+    return device.type == "cpu" and not torch.compiler.is_compiling() and bf16_matmuls_are_slower()
+
+
 class _Bf16OnFp32Units(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -73,11 +79,9 @@ class Linear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         if (
-            x.device.type == "cpu"
-            and torch.is_autocast_enabled("cpu")
+            torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16
-            and not torch.compiler.is_compiling()
-            and bf16_matmuls_are_slower()
+            and bf16_products_on_fp32_units(x.device)
         ):
             return _Bf16OnFp32Units.apply(x, self.weight, self.bias)
         return super().forward(x)
