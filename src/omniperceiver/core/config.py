@@ -61,11 +61,12 @@ def _lookup_type(name: Any, allowed: tuple[type[Config], ...], where: str) -> ty
     """The known config type named ``name`` (a short name or an alias), which must be one of ``allowed``."""
     known, aliases = _config_types()
     fitting = sorted(key for key, cls in known.items() if issubclass(cls, allowed))
+    expected = f"one of {fitting}" if len(fitting) <= 8 else "a name in omniperceiver.config_types.CONFIG_TYPES"
     config_type = known.get(aliases.get(name, name)) if isinstance(name, str) else None
     if config_type is None:
-        raise ValueError(f"{where}.type: unknown config type {name!r}; expected one of {fitting}")
+        raise ValueError(f"{where}.type: unknown config type {name!r}; expected {expected}")
     if not issubclass(config_type, allowed):
-        raise ValueError(f"{where}.type: expected one of {fitting}, got {config_type.__name__}")
+        raise ValueError(f"{where}.type: expected {expected}, got {config_type.__name__}")
     return config_type
 
 

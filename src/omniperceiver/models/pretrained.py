@@ -51,7 +51,9 @@ def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # any failure to parse an untrusted file means a bad file: one clear line
-        reason = str(error).partition("\n")[0] or type(error).__name__
+        reason = str(error).rpartition("WeightsUnpickler error:")[2]  # torch's refusal: its reason, not its advice
+        reason = next((line.strip() for line in reason.splitlines() if line.strip()), type(error).__name__)
+        reason = reason.partition(". Please use")[0]
         raise ValueError(f"{path} is not a readable file of tensors and plain values: {reason}") from None
 
 
