@@ -4,6 +4,7 @@ be nothing but a Hub id reaches the network."""
 
 import json
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -147,6 +148,9 @@ def test_a_config_file_that_is_not_json_or_not_text_is_one_error(tmp_path):
     (tmp_path / CONFIG_FILE).write_text('{"type": ')
     with pytest.raises(ValueError, match=f"^{tmp_path / CONFIG_FILE}: not valid JSON: Expecting value"):
         op.from_pretrained(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text("[" * 100_000)
+    with pytest.raises(ValueError, match=f"^{tmp_path / CONFIG_FILE}: not valid JSON: maximum recursion depth"):
+        op.from_pretrained(tmp_path)
     (tmp_path / CONFIG_FILE).write_bytes(b"\xff\xfe")
     with pytest.raises(ValueError, match=f"^{tmp_path / CONFIG_FILE} is not UTF-8 text"):
         op.from_pretrained(tmp_path)
@@ -242,6 +246,17 @@ def test_a_damaged_checkpoint_is_one_error_naming_the_file(tmp_path):
         checkpoint.write_bytes(data)
         with pytest.raises(ValueError, match=f"^{checkpoint} is not a readable file of tensors and plain values"):
             AtomicCheckpointIO().load_checkpoint(checkpoint)
+    torch.save({"w": torch.zeros(4)}, checkpoint)
+    with zipfile.ZipFile(checkpoint) as archive:
+        records = {name: archive.read(name) for name in archive.namelist()}
+    pickled = next(name for name in records if name.endswith("/data.pkl"))
+    assert records[pickled].count(b"K\x04t") == 1  # the storage's size, 4 elements
+    records[pickled] = records[pickled].replace(b"K\x04t", b"J" + (10**9).to_bytes(4, "little") + b"t")
+    with zipfile.ZipFile(checkpoint, "w") as archive:  # now claims 4 GB, holds 16 bytes: refused before allocating
+        for name, data in records.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"record size \(16 bytes\) does not match expected size \(4000000000 bytes"):
+        AtomicCheckpointIO().load_checkpoint(checkpoint)
     torch.save([1, 2], checkpoint)
     with pytest.raises(ValueError, match=f"^{checkpoint} holds a list, not a Lightning checkpoint"):
         AtomicCheckpointIO().load_checkpoint(checkpoint)

@@ -137,8 +137,10 @@ def build_config(allowed: tuple[type[C], ...], data: Any, where: str, *, named: 
         if "type" not in data:
             raise ValueError(f"{where}: expected a 'type' entry naming a {expected}, got keys {sorted(data)}")
         config_type = _lookup_type(data.pop("type"), allowed, where)
-    else:
+    elif len(allowed) == 1:
         (config_type,) = allowed
+    else:
+        raise TypeError(f"{where}: a mapping without a 'type' entry cannot choose between {expected}")
     hints = typing.get_type_hints(config_type)
     fields = {f.name: f for f in dataclasses.fields(config_type)}
     for key in data:
@@ -196,6 +198,6 @@ class Config:
         """Rebuild a config from the JSON ``text`` of :meth:`to_json` (see :meth:`from_dict`)."""
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:  # RecursionError: nested beyond Python's limit
             raise ValueError(f"{where}: not valid JSON: {error}") from None
         return cls.from_dict(data, where=where)

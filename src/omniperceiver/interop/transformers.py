@@ -187,7 +187,7 @@ def is_transformers_directory(directory: str | os.PathLike) -> bool:
         return False
     try:
         return json.loads(path.read_text()).get("model_type") == "perceiver"
-    except (ValueError, AttributeError):  # not UTF-8, not JSON, not a JSON object: not a transformers directory
+    except (ValueError, AttributeError, RecursionError):  # not UTF-8, JSON or a JSON object: not transformers'
         return False
 
 
