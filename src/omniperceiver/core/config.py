@@ -110,9 +110,6 @@ def typed_value(hint: Any, value: Any, where: str, *, named: bool) -> Any:
         if len(items) == len(value):
             pairs = enumerate(zip(items, value, strict=True))
             return tuple(typed_value(item, x, f"{where}[{i}]", named=named) for i, (item, x) in pairs)
-    elif origin is typing.Literal:
-        if value in args:
-            return value
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
