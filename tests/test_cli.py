@@ -29,7 +29,7 @@ def test_info_and_predict_take_a_training_run_folder(tmp_path, capsys):
 
 def test_info_reports_a_missing_directory(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing")]) == 1
-    assert "missing is neither a model directory nor a Hub id" in capsys.readouterr().err
+    assert "missing does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["info", str(tmp_path / "empty")]) == 1
     assert "is not an omniperceiver model directory: config.json is missing" in capsys.readouterr().err

@@ -19,16 +19,27 @@ def from_pretrained(source: str | os.PathLike) -> nn.Module:
     - a directory written by ``save_pretrained`` (config.json + model.safetensors);
     - a run folder of ``omniperceiver train`` (the model in its ``model/`` folder);
     - a transformers Perceiver directory (any of the seven published classes), converted on the fly;
-    - a Hugging Face Hub id such as ``deepmind/vision-perceiver-conv`` (needs huggingface_hub and a network).
+    - a Hugging Face Hub id such as ``deepmind/vision-perceiver-conv`` (needs huggingface_hub and a network):
+      only a string that can be nothing but a Hub id (see :func:`is_hub_id`) is looked up on the Hub.
     """
     path = Path(source)
     if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).is_file():
         path = path / "model"  # a training run folder
     if path.is_dir():
         return convert_transformers(path) if is_transformers_directory(path) else load_directory(path)
-    if path.exists() or re.fullmatch(r"[\w.-]+/[\w.-]+", str(source)) is None:
-        raise FileNotFoundError(f"{source} is neither a model directory nor a Hub id of the form owner/name")
-    return convert_transformers(_download(str(source)))
+    if path.exists():
+        raise FileNotFoundError(f"{source} is a file, not a model directory")
+    if not is_hub_id(source):
+        raise FileNotFoundError(f"{source} does not exist (and is not a Hub id of the form owner/name)")
+    return convert_transformers(_download(source))
+
+
+def is_hub_id(source: str | os.PathLike) -> bool:
+    """Whether ``source`` can only mean a Hub repository: a string ``owner/name`` of letters, digits, ``_``,
+    ``-`` and ``.``, neither part starting with ``.`` or ``-``, whose owner is not a local path (``runs/x``
+    with no folder ``runs/x`` is a missing local folder, not a Hub id)."""
+    match = isinstance(source, str) and re.fullmatch(r"([A-Za-z0-9_][\w.-]*)/[A-Za-z0-9_][\w.-]*", source)
+    return bool(match) and not Path(match.group(1)).exists()
 
 
 def _download(repo_id: str) -> Path:

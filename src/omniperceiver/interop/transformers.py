@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from omniperceiver.models.perceiver_io import PerceiverIO, PerceiverIOConfig
-from omniperceiver.models.pretrained import load_state
+from omniperceiver.models.pretrained import load_state, read_safetensors, read_torch_file
 from omniperceiver.zoo import config as zoo_config
 
 # transformers' PerceiverConfig defaults: its config.json stores only the fields that differ from them.
@@ -188,18 +187,19 @@ def is_transformers_directory(directory: str | os.PathLike) -> bool:
         return False
     try:
         return json.loads(path.read_text()).get("model_type") == "perceiver"
-    except json.JSONDecodeError:
+    except (ValueError, AttributeError, RecursionError):  # not UTF-8, JSON or a JSON object: not transformers'
         return False
 
 
 def read_weights(directory: Path) -> dict[str, Tensor]:
     """model.safetensors, or pytorch_model.bin loaded without unpickling code (weights_only)."""
     if (directory / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        return load_file(str(directory / "model.safetensors"))
+        return read_safetensors(directory / "model.safetensors")
     if (directory / "pytorch_model.bin").is_file():
-        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        weights = read_torch_file(directory / "pytorch_model.bin")
+        if not (isinstance(weights, dict) and all(isinstance(t, Tensor) for t in weights.values())):
+            raise ValueError(f"{directory / 'pytorch_model.bin'} holds a {type(weights).__name__}, not a state dict")
+        return weights
     raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin")
 
 

@@ -1,11 +1,15 @@
-"""Model directories: ``config.json`` plus ``model.safetensors``, written atomically, loaded strictly."""
+"""Model directories: ``config.json`` plus ``model.safetensors``, written atomically, loaded strictly. Loading
+trusts only data: tensors from safetensors or weights-only ``torch.load``, config types from the table of known
+names; a bad file gets one ValueError naming it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
@@ -30,9 +34,32 @@ def unique_state(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
+def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The tensors of a safetensors file (whose reader checks the header's sizes and offsets against the file
+    before allocating); ValueError naming the file if it is empty, truncated or corrupt."""
+    try:
+        return load_file(str(path))
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def read_torch_file(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """What ``torch.save`` wrote to ``path``, unpickled weights-only: tensors, containers and plain values;
+    a file that names any other class or function is refused, also under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD,
+    which does not override an explicit ``weights_only=True`` (torch >= 2.6). ValueError naming the file if
+    it is empty, truncated, corrupt or holds more than data."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # any failure to parse an untrusted file means a bad file: one clear line
+        reason = str(error).rpartition("WeightsUnpickler error:")[2]  # torch's refusal: its reason, not its advice
+        reason = next((line.strip() for line in reason.splitlines() if line.strip()), type(error).__name__)
+        reason = reason.partition(". Please use")[0]
+        raise ValueError(f"{path} is not a readable file of tensors and plain values: {reason}") from None
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Load a safetensors file into ``model`` (see :func:`load_state`)."""
-    load_state(model, load_file(str(path)), str(path))
+    load_state(model, read_safetensors(path), str(path))
 
 
 def load_state(model: nn.Module, stored: dict[str, Tensor], source: str) -> None:
@@ -60,10 +87,15 @@ def load_directory(directory: str | os.PathLike) -> nn.Module:
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not an omniperceiver model directory: {name} is missing")
-    config = Config.from_json((directory / CONFIG_FILE).read_text())
+    config_file = directory / CONFIG_FILE
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{config_file} is not UTF-8 text: {error}") from None
+    config = Config.from_json(text, where=str(config_file))
     build = getattr(config, "build", None)
     if build is None:
-        raise ValueError(f"{directory / CONFIG_FILE} holds a {type(config).__name__}, which describes no model")
+        raise ValueError(f"{config_file} holds a {type(config).__name__}, which describes no model")
     model = build()
     load_weights(model, directory / WEIGHTS_FILE)
     return model.eval()

@@ -4,13 +4,12 @@ before anything runs (unknown keys and wrong types name the key)."""
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.config import Config, build_config, require, require_positive
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,27 +102,7 @@ class Recipe(Config):
 
 def _typed(cls: type[Config], data: Any, where: str) -> Config:
     """Build ``cls`` from a YAML mapping, checking every key and the type of every value."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ValueError(f"{where}.{key}: unknown key; valid keys: {sorted(fields)}")
-        hint = hints[key]
-        if isinstance(hint, type) and issubclass(hint, Config):
-            values[key] = _typed(hint, value, f"{where}.{key}")
-            continue
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-            raise ValueError(f"{where}.{key}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
-        values[key] = value
-    missing = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in values]
-    if missing:
-        raise ValueError(f"{where}: missing keys {missing}")
-    return cls(**values)
+    return build_config((cls,), data, where, named=False)
 
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # the recipes shipped with the package
