@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,17 +14,24 @@ from torch import nn
 
 import omniperceiver
 from omniperceiver.core.config import Config
+from omniperceiver.errors import USER_ERRORS, one_line
+from omniperceiver.files import output_folder
 from omniperceiver.loading import from_pretrained
 
 EXAMPLES = """examples:
   omniperceiver info runs/digits                          describe a model directory
   omniperceiver convert hf vision-perceiver-conv models/conv  convert a transformers checkpoint
   omniperceiver predict models/conv cat.jpg dog.png       top-5 classes of two images
+  omniperceiver predict models/language --text 'Paris is the [MASK*7] of France.'
   omniperceiver train mnist                               train and test a shipped recipe
   omniperceiver evaluate runs/mnist                       test metrics of a trained run
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
   omniperceiver --version
+
+A mistake in the input (a missing or unreadable file, a bad value) prints one line
+`omniperceiver: error: ...` and exits 1 (2 for a wrong command line); --debug, or
+OMNIPERCEIVER_DEBUG=1, shows the traceback.
 """
 
 
@@ -44,8 +53,12 @@ def info(args: argparse.Namespace) -> None:
 
 
 def convert(args: argparse.Namespace) -> None:
-    """Convert a transformers Perceiver directory (or Hub id) into an omniperceiver model directory."""
+    """Convert a transformers Perceiver directory (or Hub id) into a new omniperceiver model directory."""
+    output = Path(args.output)
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())):
+        raise FileExistsError(f"{output} already exists: convert writes a new folder (remove it or pick another)")
     model = from_pretrained(args.source)
+    output_folder(output)
     model.save_pretrained(args.output)
     print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
 
@@ -55,10 +68,12 @@ def predict(args: argparse.Namespace) -> int:
     from omniperceiver.predict import PredictOptions
     from omniperceiver.predict import predict as run
 
+    if not args.inputs and not args.text:
+        raise UsageError("predict needs an INPUT file or a --text")
     model = from_pretrained(args.model_dir)
     options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
     failed = 0
-    for item, result, error in run(model, args.inputs, options):
+    for item, result, error in run(model, args.inputs, options, texts=args.text or ()):
         if result is None:
             failed += 1
             print(f"omniperceiver: error: {item}: {error}", file=sys.stderr)
@@ -96,6 +111,7 @@ def demo(args: argparse.Namespace) -> int:
     """Train every modality; print the results table (exit 1 if a task misses its threshold)."""
     from omniperceiver.train.demo import format_table, run_demo
 
+    output_folder(args.output_dir)
     results = run_demo(args.output_dir, quick=args.quick, progress=not args.quiet)
     print(format_table(results, quick=args.quick))
     print(f"pictures and models in {args.output_dir}/TASK")
@@ -153,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"omniperceiver {omniperceiver.__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or OMNIPERCEIVER_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     info_parser = command(
         "info",
@@ -176,16 +195,20 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser = command(
         "predict",
         "run a model on images, texts, frame pairs or clips",
-        "Run a model; the task follows from the model: image files -> top classes; texts (or text files) with\n"
-        "[MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a colour-coded PNG and the raw\n"
-        "field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal reconstruction.",
+        "Run a model; the task follows from the model: image files -> top classes; text files (or literal texts\n"
+        "given with --text) with [MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a\n"
+        "colour-coded PNG and the raw field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal\n"
+        "reconstruction.",
         "omniperceiver predict models/conv cat.jpg dog.png\n"
-        "  omniperceiver predict models/language 'The capital of France is [MASK*5].'\n"
+        "  omniperceiver predict models/language --text 'The capital of France is [MASK*5].'\n"
         "  omniperceiver predict models/flow frame1.png frame2.png --output-dir flows",
     )
     predict_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
-    predict_parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, texts, or clips")
-    predict_parser.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
+    predict_parser.add_argument("inputs", metavar="INPUT", nargs="*", help="image, text, frame or clip files")
+    predict_parser.add_argument(
+        "--text", action="append", metavar="TEXT", help="a literal text for a text model (repeatable)"
+    )
+    predict_parser.add_argument("--top", type=positive_int, default=5, help="classes to show (default 5)")
     predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress display")
     predict_parser.set_defaults(run=predict)
@@ -247,17 +270,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(Exception):
+    """A command line that cannot work (exit status 2, like argparse's own usage errors)."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a user's mistake prints one line ``omniperceiver: error: ...`` and returns 1 (2 for a
+    wrong command line), after its traceback under ``--debug`` or ``OMNIPERCEIVER_DEBUG=1``."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version and argparse's usage errors
+        return stop.code if isinstance(stop.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return args.run(args) or 0
-    except (FileNotFoundError, ValueError) as error:
-        print(f"omniperceiver: error: {error}", file=sys.stderr)
-        return 1
+    except (UsageError, *USER_ERRORS) as error:
+        if args.debug or os.environ.get("OMNIPERCEIVER_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"omniperceiver: error: {one_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
 
 
 if __name__ == "__main__":
