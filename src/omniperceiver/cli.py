@@ -124,6 +124,7 @@ def generate(args: argparse.Namespace) -> None:
 
     from omniperceiver.adapters.text import ByteTokenizer
     from omniperceiver.inference.generate import generate as run
+    from omniperceiver.inference.sampling import Sampling
     from omniperceiver.models.perceiver_ar import PerceiverAR
 
     model = PerceiverAR.from_pretrained(args.model)
@@ -136,6 +137,9 @@ def generate(args: argparse.Namespace) -> None:
         if token >= ByteTokenizer.OFFSET:
             print(decoder.decode(bytes([token - ByteTokenizer.OFFSET])), end="", flush=True)
 
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens {args.max_new_tokens}: expected an integer >= 0")
+    Sampling(args.temperature, args.top_k, args.top_p)  # checks the options before the prompt is printed
     print(args.prompt, end="", flush=True)
     generator = torch.Generator().manual_seed(args.seed)
     run(

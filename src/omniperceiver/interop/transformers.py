@@ -192,9 +192,10 @@ def is_transformers_directory(directory: str | os.PathLike) -> bool:
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("model_type") == "perceiver"
-    except json.JSONDecodeError:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return False
+    return isinstance(data, dict) and data.get("model_type") == "perceiver"
 
 
 def read_weights(directory: Path) -> dict[str, Tensor]:
