@@ -295,11 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
+        if args.command is None:
+            parser.error("a COMMAND is needed (omniperceiver --help lists them)")
     except SystemExit as stop:  # --help, --version and argparse's usage errors
         return stop.code if isinstance(stop.code, int) else 2
-    if args.command is None:
-        parser.print_help()
-        return 2
     try:
         return args.run(args) or 0
     except (UsageError, *USER_ERRORS) as error:
