@@ -156,6 +156,22 @@ def generate(args: argparse.Namespace) -> None:
     print(decoder.decode(b"", final=True))
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes options among its positional arguments, as in
+    ``predict MODEL --top 3 a.png b.png`` (argparse's own parser ends INPUT... at the first option)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def _parser() -> argparse.ArgumentParser:
     def command(name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
         return commands.add_parser(
@@ -176,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error (or OMNIPERCEIVER_DEBUG=1)"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     info_parser = command(
         "info",
         "describe a model directory",
