@@ -266,9 +266,9 @@ CASES = [
     Case("evaluate-bad-recipe", ["evaluate", "{d}/run-bad-recipe"], 1, "recipe.yaml, line 2"),
     Case("evaluate-no-model", ["evaluate", "{d}/run-no-model"], 1, "run-no-model/model"),
     # generate
-    Case("generate-negative-tokens", ["generate", "{d}/ar", "--prompt", "a", "--max-new-tokens", "-1"], 1,
-         "--max-new-tokens -1"),
-    Case("generate-top-k-zero", ["generate", "{d}/ar", "--prompt", "a", "--top-k", "0"], 1, "top_k=0"),
+    Case("generate-negative-tokens", ["generate", "{d}/ar", "--prompt", "a", "--max-new-tokens", "-1"], 2,
+         "--max-new-tokens: expected an integer >= 0, got '-1'"),
+    Case("generate-top-k-zero", ["generate", "{d}/ar", "--prompt", "a", "--top-k", "0"], 2, "--top-k"),
     Case("generate-top-p-above-1", ["generate", "{d}/ar", "--prompt", "a", "--top-p", "1.5"], 1, "top_p=1.5"),
     Case("generate-negative-temperature", ["generate", "{d}/ar", "--prompt", "a", "--temperature", "-1"], 1,
          "temperature=-1.0"),

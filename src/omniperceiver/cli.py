@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -36,6 +36,25 @@ OMNIPERCEIVER_DEBUG=1, shows the traceback.
 
 
 MODEL_DIR_HELP = "an omniperceiver model directory, a training run folder, or a transformers directory"
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit status 2, like argparse's own usage errors)."""
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _count(module: nn.Module | None) -> int:
@@ -137,8 +156,6 @@ def generate(args: argparse.Namespace) -> None:
         if token >= ByteTokenizer.OFFSET:
             print(decoder.decode(bytes([token - ByteTokenizer.OFFSET])), end="", flush=True)
 
-    if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens {args.max_new_tokens}: expected an integer >= 0")
     Sampling(args.temperature, args.top_k, args.top_p)  # checks the options before the prompt is printed
     print(args.prompt, end="", flush=True)
     generator = torch.Generator().manual_seed(args.seed)
@@ -228,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser.add_argument(
         "--text", action="append", metavar="TEXT", help="a literal text for a text model (repeatable)"
     )
-    predict_parser.add_argument("--top", type=positive_int, default=5, help="classes to show (default 5)")
+    predict_parser.add_argument("--top", type=at_least(1), default=5, help="classes to show (default 5)")
     predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress display")
     predict_parser.set_defaults(run=predict)
@@ -269,9 +286,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     generate_parser.add_argument("model", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     generate_parser.add_argument("--prompt", required=True, help="the text to continue")
-    generate_parser.add_argument("--max-new-tokens", type=int, default=200, help="bytes to add at most (200)")
+    generate_parser.add_argument("--max-new-tokens", type=at_least(0), default=200, help="bytes to add at most (200)")
     generate_parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
-    generate_parser.add_argument("--top-k", type=int, help="sample among the k likeliest bytes")
+    generate_parser.add_argument("--top-k", type=at_least(1), help="sample among the k likeliest bytes")
     generate_parser.add_argument("--top-p", type=float, help="sample from the smallest set of probability >= p")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
     generate_parser.set_defaults(run=generate)
@@ -290,21 +307,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(Exception):
-    """A command line that cannot work (exit status 2, like argparse's own usage errors)."""
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; a user's mistake prints one line ``omniperceiver: error: ...`` and returns 1 (2 for a
     wrong command line), after its traceback under ``--debug`` or ``OMNIPERCEIVER_DEBUG=1``."""
@@ -314,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.error("a COMMAND is needed (omniperceiver --help lists them)")
     except SystemExit as stop:  # --help, --version and argparse's usage errors
-        return stop.code if isinstance(stop.code, int) else 2
+        return int(stop.code or 0)
     try:
         return args.run(args) or 0
     except (UsageError, *USER_ERRORS) as error:
