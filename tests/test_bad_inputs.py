@@ -101,6 +101,7 @@ def folder(tmp_path_factory) -> Path:
     zoo.create("language-perceiver", reduced=True).save_pretrained(d / "language")
     zoo.create("vision-perceiver-conv", reduced=True).save_pretrained(d / "image")
     zoo.create("optical-flow-perceiver", reduced=True).save_pretrained(d / "flow")
+    zoo.create("multimodal-perceiver", reduced=True).save_pretrained(d / "multimodal")
     small_classifier().save_pretrained(d / "array")
     ar = ARConfig(channels=16, num_latents=4, num_heads=2, num_self_attention_layers=1)
     op.PerceiverARConfig(vocab_size=262, max_seq_len=16, ar=ar, pad_id=0).build().save_pretrained(d / "ar")
@@ -135,8 +136,9 @@ def folder(tmp_path_factory) -> Path:
     np.random.seed(0)
     from PIL import Image
 
-    for name in ("f1.png", "f2.png"):
-        Image.fromarray(np.random.randint(0, 256, (12, 16, 3), dtype=np.uint8)).save(d / name)
+    for name, shape in {"f1.png": (12, 16, 3), "f2.png": (12, 16, 3), "f3.png": (14, 16, 3)}.items():
+        Image.fromarray(np.random.randint(0, 256, shape, dtype=np.uint8)).save(d / name)
+    np.savez(d / "no-audio.npz", video=np.zeros((2, 16, 16, 3), np.uint8))
 
     (d / "syntax.yaml").write_text("dataset: digits\nmodel: [1, 2\n")
     (d / "python-tag.yaml").write_text('dataset: !!python/object/apply:os.system ["echo owned"]\n')
@@ -236,6 +238,11 @@ CASES = [
     Case("predict-flow-output-read-only",
          ["predict", "{d}/flow", "{d}/f1.png", "{d}/f2.png", "--output-dir", "{d}/read-only"], 1, "read-only",
          (AS_ROOT,)),
+    Case("predict-flow-frames-differ", ["predict", "{d}/flow", "{d}/f1.png", "{d}/f3.png"], 1,
+         "the frames differ in size"),
+    Case("predict-clip-without-audio", ["predict", "{d}/multimodal", "{d}/no-audio.npz"], 1,
+         "no-audio.npz: expected a .npz file with arrays 'video' and 'audio'"),
+    Case("predict-clip-not-npz", ["predict", "{d}/multimodal", "{d}/notes.txt"], 1, "notes.txt: expected a .npz"),
     Case("predict-no-task", ["predict", "{d}/array", "{d}/f1.png"], 1, "no task for ArrayInputAdapter"),
     # train
     Case("train-missing-recipe", ["train", "{d}/no-recipe.yaml"], 1, "no recipe file"),
@@ -251,6 +258,10 @@ CASES = [
     Case("train-override-bool-for-int", ["train", "digits", "training.epochs=true"], 1, "training.epochs"),
     Case("train-override-zero-epochs", ["train", "digits", "training.epochs=0"], 1, "epochs=0 is invalid"),
     Case("train-unknown-dataset", ["train", "digits", "dataset=nope"], 1, "dataset='nope'"),
+    Case("train-folder-task-without-folder", ["train", "digits", "dataset=image-folder"], 1,
+         "dataset='image-folder' takes a folder"),
+    Case("train-missing-data-folder", ["train", "digits", "dataset=image-folder", "data_path={d}/nothing-here"], 1,
+         "nothing-here is not a folder"),
     Case("train-csv-series-on-folder", ["train", "{d}/csv-on-folder.yaml"], 1, "empty-folder is a folder"),
     Case("train-empty-off", ["train", "{d}/clouds.yaml", "--output-dir", "{d}/new-run"], 1, "bad.off"),
     Case("train-truncated-wav", ["train", "{d}/wavs.yaml", "--output-dir", "{d}/new-run"], 1, "bad.wav: truncated"),
