@@ -107,8 +107,9 @@ def test_config_and_input_errors():
     model(torch.zeros(1, 30, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match=r"expected at most max_seq_len=32 positions .*, got 33"):
         model(torch.zeros(1, 3, dtype=torch.long), cache=cache)
-    for bad in (torch.zeros(5, dtype=torch.long), torch.zeros(1, 5), torch.zeros(1, 0, dtype=torch.long)):
-        with pytest.raises(ValueError, match=r"ids must be an int64 or int32 tensor of shape \(B, L\) with L >= 1"):
+    empty = (torch.zeros(1, 0, dtype=torch.long), torch.zeros(0, 5, dtype=torch.long))
+    for bad in (torch.zeros(5, dtype=torch.long), torch.zeros(1, 5), *empty):
+        with pytest.raises(ValueError, match=r"ids must be an int64 or int32 tensor of shape \(B, L\) with B, L >= 1"):
             model(bad)
     with pytest.raises(ValueError, match=r"mask must be a bool tensor of shape \(B, L\) = \(1, 5\)"):
         model(torch.zeros(1, 5, dtype=torch.long), mask=torch.ones(1, 4, dtype=torch.bool))

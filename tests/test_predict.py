@@ -93,3 +93,15 @@ def test_multimodal_clip_is_reconstructed(tmp_path, capsys):
         assert np.allclose(result["audio"], expected["audio"][0], atol=1e-5)
         assert np.allclose(result["label"], expected["label"][0].softmax(-1), atol=1e-6)
     assert "video mean |error|" in out
+
+
+def test_a_text_input_is_a_file_and_a_literal_text_is_given_with_text(tmp_path, capsys):
+    zoo.create("text-classifier", reduced=True, labels=("x", "y", "z")).save_pretrained(tmp_path / "model")
+    (tmp_path / "note.txt").write_text("hello")
+    args = ["predict", str(tmp_path / "model"), "--quiet", "--top", "2"]
+    assert main([*args, str(tmp_path / "note.txt"), "--text", "hello"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(tmp_path / "note.txt") and lines[3] == "hello"
+    assert lines[1:3] == lines[4:6]  # the file's text and the same literal text: the same classes
+    assert main([*args, "hello"]) == 1
+    assert "hello: no such file (a literal text is given with --text 'hello')" in capsys.readouterr().err

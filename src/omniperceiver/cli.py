@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -12,21 +14,47 @@ from torch import nn
 
 import omniperceiver
 from omniperceiver.core.config import Config
+from omniperceiver.errors import USER_ERRORS, one_line
+from omniperceiver.files import output_folder
 from omniperceiver.loading import from_pretrained
 
 EXAMPLES = """examples:
   omniperceiver info runs/digits                          describe a model directory
   omniperceiver convert hf vision-perceiver-conv models/conv  convert a transformers checkpoint
   omniperceiver predict models/conv cat.jpg dog.png       top-5 classes of two images
+  omniperceiver predict models/language --text 'Paris is the [MASK*7] of France.'
   omniperceiver train mnist                               train and test a shipped recipe
   omniperceiver evaluate runs/mnist                       test metrics of a trained run
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
   omniperceiver --version
+
+A mistake in the input (a missing or unreadable file, a bad value) prints one line
+`omniperceiver: error: ...` and exits 1 (2 for a wrong command line); --debug, or
+OMNIPERCEIVER_DEBUG=1, shows the traceback.
 """
 
 
 MODEL_DIR_HELP = "an omniperceiver model directory, a training run folder, or a transformers directory"
+
+
+class UsageError(Exception):
+    """A command line that cannot work (exit status 2, like argparse's own usage errors)."""
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _count(module: nn.Module | None) -> int:
@@ -44,8 +72,12 @@ def info(args: argparse.Namespace) -> None:
 
 
 def convert(args: argparse.Namespace) -> None:
-    """Convert a transformers Perceiver directory (or Hub id) into an omniperceiver model directory."""
+    """Convert a transformers Perceiver directory (or Hub id) into a new omniperceiver model directory."""
+    output = Path(args.output)
+    if output.exists() and not (output.is_dir() and not any(output.iterdir())):
+        raise FileExistsError(f"{output} already exists: convert writes a new folder (remove it or pick another)")
     model = from_pretrained(args.source)
+    output_folder(output)
     model.save_pretrained(args.output)
     print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
 
@@ -55,10 +87,12 @@ def predict(args: argparse.Namespace) -> int:
     from omniperceiver.predict import PredictOptions
     from omniperceiver.predict import predict as run
 
+    if not args.inputs and not args.text:
+        raise UsageError("predict needs an INPUT file or a --text")
     model = from_pretrained(args.model_dir)
     options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
     failed = 0
-    for item, result, error in run(model, args.inputs, options):
+    for item, result, error in run(model, args.inputs, options, texts=args.text or ()):
         if result is None:
             failed += 1
             print(f"omniperceiver: error: {item}: {error}", file=sys.stderr)
@@ -96,6 +130,7 @@ def demo(args: argparse.Namespace) -> int:
     """Train every modality; print the results table (exit 1 if a task misses its threshold)."""
     from omniperceiver.train.demo import format_table, run_demo
 
+    output_folder(args.output_dir)
     results = run_demo(args.output_dir, quick=args.quick, progress=not args.quiet)
     print(format_table(results, quick=args.quick))
     print(f"pictures and models in {args.output_dir}/TASK")
@@ -108,6 +143,7 @@ def generate(args: argparse.Namespace) -> None:
 
     from omniperceiver.adapters.text import ByteTokenizer
     from omniperceiver.inference.generate import generate as run
+    from omniperceiver.inference.sampling import Sampling
     from omniperceiver.models.perceiver_ar import PerceiverAR
 
     model = PerceiverAR.from_pretrained(args.model)
@@ -120,6 +156,7 @@ def generate(args: argparse.Namespace) -> None:
         if token >= ByteTokenizer.OFFSET:
             print(decoder.decode(bytes([token - ByteTokenizer.OFFSET])), end="", flush=True)
 
+    Sampling(args.temperature, args.top_k, args.top_p)  # checks the options before the prompt is printed
     print(args.prompt, end="", flush=True)
     generator = torch.Generator().manual_seed(args.seed)
     run(
@@ -134,6 +171,22 @@ def generate(args: argparse.Namespace) -> None:
         stream=stream,
     )
     print(decoder.decode(b"", final=True))
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes options among its positional arguments, as in
+    ``predict MODEL --top 3 a.png b.png`` (argparse's own parser ends INPUT... at the first option)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,7 +206,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"omniperceiver {omniperceiver.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or OMNIPERCEIVER_DEBUG=1)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=IntermixedParser)
     info_parser = command(
         "info",
         "describe a model directory",
@@ -176,16 +232,20 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser = command(
         "predict",
         "run a model on images, texts, frame pairs or clips",
-        "Run a model; the task follows from the model: image files -> top classes; texts (or text files) with\n"
-        "[MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a colour-coded PNG and the raw\n"
-        "field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal reconstruction.",
+        "Run a model; the task follows from the model: image files -> top classes; text files (or literal texts\n"
+        "given with --text) with [MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a\n"
+        "colour-coded PNG and the raw field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal\n"
+        "reconstruction.",
         "omniperceiver predict models/conv cat.jpg dog.png\n"
-        "  omniperceiver predict models/language 'The capital of France is [MASK*5].'\n"
+        "  omniperceiver predict models/language --text 'The capital of France is [MASK*5].'\n"
         "  omniperceiver predict models/flow frame1.png frame2.png --output-dir flows",
     )
     predict_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
-    predict_parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image files, texts, or clips")
-    predict_parser.add_argument("--top", type=int, default=5, help="classes to show (default 5)")
+    predict_parser.add_argument("inputs", metavar="INPUT", nargs="*", help="image, text, frame or clip files")
+    predict_parser.add_argument(
+        "--text", action="append", metavar="TEXT", help="a literal text for a text model (repeatable)"
+    )
+    predict_parser.add_argument("--top", type=at_least(1), default=5, help="classes to show (default 5)")
     predict_parser.add_argument("--output-dir", default=".", help="where flow fields and reconstructions go")
     predict_parser.add_argument("--quiet", action="store_true", help="no progress display")
     predict_parser.set_defaults(run=predict)
@@ -226,9 +286,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     generate_parser.add_argument("model", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     generate_parser.add_argument("--prompt", required=True, help="the text to continue")
-    generate_parser.add_argument("--max-new-tokens", type=int, default=200, help="bytes to add at most (200)")
+    generate_parser.add_argument("--max-new-tokens", type=at_least(0), default=200, help="bytes to add at most (200)")
     generate_parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
-    generate_parser.add_argument("--top-k", type=int, help="sample among the k likeliest bytes")
+    generate_parser.add_argument("--top-k", type=at_least(1), help="sample among the k likeliest bytes")
     generate_parser.add_argument("--top-p", type=float, help="sample from the smallest set of probability >= p")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
     generate_parser.set_defaults(run=generate)
@@ -248,16 +308,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; a user's mistake prints one line ``omniperceiver: error: ...`` and returns 1 (2 for a
+    wrong command line), after its traceback under ``--debug`` or ``OMNIPERCEIVER_DEBUG=1``."""
     parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.error("a COMMAND is needed (omniperceiver --help lists them)")
+    except SystemExit as stop:  # --help, --version and argparse's usage errors
+        return int(stop.code or 0)
     try:
         return args.run(args) or 0
-    except (FileNotFoundError, ValueError) as error:
-        print(f"omniperceiver: error: {error}", file=sys.stderr)
-        return 1
+    except (UsageError, *USER_ERRORS) as error:
+        if args.debug or os.environ.get("OMNIPERCEIVER_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"omniperceiver: error: {one_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, UsageError) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Atomic file writes: readers see the old file or the complete new one, never a partial one."""
+"""Writing files: atomic writes (readers see the old file or the complete new one, never a partial one) and
+output folders checked before any work is done."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
 
 
@@ -26,3 +28,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         with contextlib.suppress(OSError):
             os.remove(temporary)
         raise
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a folder to write into, created if missing; NotADirectoryError when it is a file,
+    PermissionError when it cannot be written, each naming it."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder to write into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a parent is a file, or not writable
+        raise type(error)(f"cannot create the folder {folder}: {error.strerror}: {error.filename}") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write into the folder {folder}: no permission")
+    return folder

@@ -1,7 +1,9 @@
 """``omniperceiver predict``: run a model on files or texts, picking the task from the model's parts.
 
 Each input is handled on its own: an unreadable or wrong-kind input prints an error naming it and the
-others still run. Results are printed; flow fields and reconstructions are written to ``output_dir``.
+others still run. Inputs are files; a text model also takes literal texts (:class:`Text`, ``--text``), so a
+mistyped file name is an error, never classified as text. Results are printed; flow fields and
+reconstructions are written to ``output_dir``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,25 @@ from tqdm import tqdm
 from omniperceiver.adapters.flow import FlowInputAdapter
 from omniperceiver.adapters.image import ImageInputAdapter
 from omniperceiver.adapters.text import ByteTokenizer, TextInputAdapter
-from omniperceiver.files import atomic_write
+from omniperceiver.errors import one_line
+from omniperceiver.files import atomic_write, output_folder
 from omniperceiver.inference import estimate_flow, fill_masks, normalize_frames, reconstruct, top_k
 from omniperceiver.media import flow_to_rgb, imagenet_preprocess, load_image, save_npy, save_png
 from omniperceiver.outputs.classification import ClassificationOutput
 from omniperceiver.outputs.multimodal import MultimodalOutput
 from omniperceiver.outputs.tokens import TiedTokenOutput
 
-Runner = Callable[[nn.Module, Any, "PredictOptions"], str]  # the input: a path or text, or a pair of frames
+Runner = Callable[[nn.Module, Any, "PredictOptions"], str]  # the input: a path or Text, or a pair of frames
+
+
+@dataclasses.dataclass(frozen=True)
+class Text:
+    """A literal text (``--text``), as opposed to the name of a text file."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +63,12 @@ def classify_image(model: nn.Module, path: str, options: PredictOptions) -> str:
     return _format_top(top_k(model, pixels, options.top)[0])
 
 
-def classify_text(model: nn.Module, text: str, options: PredictOptions) -> str:
+def classify_text(model: nn.Module, text: str | Text, options: PredictOptions) -> str:
     ids, mask = ByteTokenizer().batch([_read_text(text)], max_length=model.config.input.max_length)
     return _format_top(top_k(model, ids, options.top, mask)[0])
 
 
-def fill_text(model: nn.Module, text: str, options: PredictOptions) -> str:
+def fill_text(model: nn.Module, text: str | Text, options: PredictOptions) -> str:
     return "  " + fill_masks(model, _read_text(text))
 
 
@@ -66,7 +79,6 @@ def optical_flow(model: nn.Module, pair: tuple[str, str], options: PredictOption
         raise ValueError(f"the frames differ in size: {frames[0].shape} and {frames[1].shape}")
     flow = estimate_flow(model, normalize_frames(np.stack(frames)), progress=options.progress).numpy()
     stem = options.output_dir / f"{Path(first).stem}_flow"
-    options.output_dir.mkdir(parents=True, exist_ok=True)
     save_png(stem.with_suffix(".png"), flow_to_rgb(flow))
     save_npy(stem.with_suffix(".npy"), flow)
     magnitude = np.linalg.norm(flow, axis=-1)
@@ -85,7 +97,6 @@ def autoencode(model: nn.Module, path: str, options: PredictOptions) -> str:
         raise ValueError(f"{path}: expected a .npz file with arrays 'video' and 'audio' ({error})") from error
     result = reconstruct(model, video, audio, progress=options.progress)
     out = options.output_dir / f"{Path(path).stem}_reconstruction.npz"
-    options.output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda file: np.savez(file, **result))
     order = np.argsort(result["label"])[::-1][: options.top]
     video_error = np.abs(result["video"] - video / 255).mean()
@@ -95,14 +106,17 @@ def autoencode(model: nn.Module, path: str, options: PredictOptions) -> str:
     return "\n".join([*lines, f"  -> {out}"])
 
 
-def _read_text(text: str) -> str:
-    path = Path(text)
-    if len(text) < 4096 and path.is_file():
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{text}: not UTF-8 text ({error})") from error
-    return text
+def _read_text(item: str | Text) -> str:
+    """A literal text as it is, a file's UTF-8 text (FileNotFoundError for a missing file, never its name as
+    text)."""
+    if isinstance(item, Text):
+        return item.text
+    try:
+        return Path(item).read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"no such file (a literal text is given with --text {item!r})") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 text ({error})") from error
 
 
 def task(model: nn.Module) -> tuple[str, Runner]:
@@ -121,18 +135,25 @@ def task(model: nn.Module) -> tuple[str, Runner]:
     raise ValueError(f"predict knows no task for {type(inputs).__name__} -> {type(outputs).__name__} models")
 
 
-def predict(model: nn.Module, inputs: Sequence[str], options: PredictOptions) -> Iterator[tuple[str, str | None, str]]:
-    """Yield (input, result or None, error message) per input; flow takes its inputs in pairs."""
+def predict(
+    model: nn.Module, inputs: Sequence[str], options: PredictOptions, *, texts: Sequence[str] = ()
+) -> Iterator[tuple[str, str | None, str]]:
+    """Yield (input, result or None, error message) per input file, then per literal text of ``texts`` (text
+    models only); flow takes its inputs in pairs. Flow and reconstruction check ``output_dir`` first."""
     name, runner = task(model)
-    items: list = list(inputs)
+    if texts and runner not in (classify_text, fill_text):
+        raise ValueError(f"--text is for text models; this model does {name} on files")
+    if runner in (optical_flow, autoencode):
+        output_folder(options.output_dir)
+    items: list = [*inputs, *map(Text, texts)]
     if runner is optical_flow:
         if len(inputs) % 2:
             raise ValueError(f"optical flow takes frames in pairs (first, second); got {len(inputs)} files")
         items = list(zip(inputs[::2], inputs[1::2], strict=True))
     bar = tqdm(items, desc=name, disable=not options.progress or len(items) < 2, file=sys.stderr)
     for item in bar:
-        label = " + ".join(item) if isinstance(item, tuple) else item
+        label = " + ".join(item) if isinstance(item, tuple) else str(item)
         try:
             yield label, runner(model, item, options), ""
-        except ValueError as error:
-            yield label, None, str(error)
+        except (OSError, ValueError) as error:
+            yield label, None, one_line(error)

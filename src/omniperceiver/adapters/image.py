@@ -155,8 +155,8 @@ class ImageInputAdapter(ArrayBackedInputAdapter):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
-        if x.dim() != 4 or x.shape[1] != c.in_channels:
-            raise ValueError(f"expected images (B, C={c.in_channels}, H, W), got {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != c.in_channels or not x.is_floating_point():
+            raise ValueError(f"expected float images (B, C={c.in_channels}, H, W), got {x.dtype} {tuple(x.shape)}")
         if self.stem is None:
             return self.array(x.permute(0, 2, 3, 1), mask)
         if mask is not None:

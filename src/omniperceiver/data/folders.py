@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.splits import Splits, pad_sequences, stratified_split
+from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
 
 
@@ -37,8 +38,8 @@ def _read_all(files: list[Path], read: Callable[[Path], object]) -> list:
     for path in files:
         try:
             items.append(read(path))
-        except (OSError, ValueError, EOFError, wave.Error) as error:
-            raise ValueError(f"cannot read {path}: {error}") from error
+        except (OSError, ValueError, wave.Error) as error:
+            raise ValueError(f"cannot read {path}: {one_line(error)}") from error
     return items
 
 
@@ -61,11 +62,23 @@ def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed:
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as clip:
-        if clip.getsampwidth() != 2:
-            raise ValueError(f"only 16-bit PCM WAV is read, this one has {8 * clip.getsampwidth()}-bit samples")
-        samples = np.frombuffer(clip.readframes(clip.getnframes()), dtype=np.int16).astype(np.float32) / 32768
-        return samples.reshape(-1, clip.getnchannels()).mean(1), clip.getframerate()
+    """Mono samples (S,) in [-1, 1) and the rate; a clip without samples or shorter than its header says is
+    an error."""
+    try:
+        with wave.open(str(path)) as clip:
+            if clip.getsampwidth() != 2:
+                raise ValueError(f"only 16-bit PCM WAV is read, this one has {8 * clip.getsampwidth()}-bit samples")
+            frames, channels, rate = clip.getnframes(), clip.getnchannels(), clip.getframerate()
+            data = clip.readframes(frames)
+    except EOFError as error:
+        raise ValueError("the file ends inside its WAV header") from error
+    if frames == 0:
+        raise ValueError("the clip holds no samples")
+    if len(data) != frames * channels * 2:
+        held = len(data) // (2 * channels)
+        raise ValueError(f"truncated: the header announces {frames} frames, the file holds {held}")
+    samples = np.frombuffer(data, dtype=np.int16).astype(np.float32) / 32768
+    return samples.reshape(-1, channels).mean(1), rate
 
 
 def wav_folder(root: str | Path, *, sample_rate: int | None = None, seed: int = 0) -> Splits:
@@ -106,20 +119,33 @@ def read_points(path: Path) -> np.ndarray:
     else:
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and line[0] != "#"]
         if suffix == ".off":
-            header = lines[0].split()
-            if header[0] != "OFF":
+            if not lines or lines[0].split()[0] != "OFF":
                 raise ValueError("an .off file starts with OFF")
-            counts, start = (header[1:], 1) if len(header) > 1 else (lines[1].split(), 2)
-            points = np.array([line.split()[:3] for line in lines[start : start + int(counts[0])]], dtype=np.float64)
+            header = lines[0].split()
+            counts, start = (header[1:], 1) if len(header) > 1 else (" ".join(lines[1:2]).split(), 2)
+            count = counts[0] if counts else ""
         else:
-            if lines[0] != "ply" or "format ascii 1.0" not in lines[1]:
-                raise ValueError("only ASCII .ply files are read")
-            count = next(int(line.split()[-1]) for line in lines if line.startswith("element vertex"))
-            start = lines.index("end_header") + 1
-            points = np.array([line.split()[:3] for line in lines[start : start + count]], dtype=np.float64)
+            if lines[:1] != ["ply"] or "format ascii 1.0" not in "".join(lines[1:2]) or "end_header" not in lines:
+                raise ValueError("only ASCII .ply files are read (ply, format ascii 1.0, ..., end_header)")
+            counts = [line.split()[-1] for line in lines if line.startswith("element vertex")]
+            count, start = (counts[0] if counts else ""), lines.index("end_header") + 1
+        points = _vertices(lines[start:], count)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"expected points (P, 3), got shape {points.shape}")
     return points.astype(np.float32)
+
+
+def _vertices(lines: list[str], count: str) -> np.ndarray:
+    """The first ``count`` (as the header gives it) of ``lines`` as points (count, 3)."""
+    if not count.isdigit():
+        raise ValueError(f"the header gives no vertex count (got {count!r})")
+    rows = lines[: int(count)]
+    if len(rows) < int(count):
+        raise ValueError(f"truncated: the header announces {count} points, the file holds {len(rows)}")
+    try:
+        return np.array([line.split()[:3] for line in rows], dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"expected 3 numbers per point ({error})") from error
 
 
 def point_cloud_folder(root: str | Path, *, points: int = 512, seed: int = 0) -> Splits:
@@ -141,11 +167,20 @@ def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
     """A CSV table, one example per row: every numeric column but ``label_column`` is one step of the series
     (B, T, 1); the label column's distinct values are the classes."""
     path = Path(path)
-    with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; csv-series reads one CSV file")
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error})") from error
     if not rows or label_column not in rows[0]:
         columns = list(rows[0]) if rows else []
         raise ValueError(f"{path} has no column {label_column!r}; its columns: {columns}")
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():  # csv's marks of extra and of missing fields
+            more = "more" if None in row else "fewer"
+            raise ValueError(f"{path}, line {line}: {more} fields than the header's {len(rows[0]) - (None in rows[0])}")
     steps = [c for c in rows[0] if c != label_column]
     try:
         values = np.array([[float(row[c]) for c in steps] for row in rows], dtype=np.float32)

@@ -12,32 +12,35 @@ from omniperceiver.adapters.text import ByteTokenizer
 MASK_PATTERN = re.compile(r"\[MASK(?:\*(\d+))?\]")
 
 
-def parse_masked(text: str) -> tuple[list[int], list[int]]:
+def parse_masked(text: str, *, max_length: int | None = None) -> tuple[list[int], list[int]]:
     """A text with ``[MASK]`` (one masked byte) or ``[MASK*N]`` (N bytes) spans -> (token ids with [CLS] and
-    [SEP], positions of the masked ids)."""
+    [SEP], positions of the masked ids). A text of more than ``max_length`` tokens is an error, found before
+    the ids are built."""
+    spans = list(MASK_PATTERN.finditer(text))
+    if not spans:
+        raise ValueError("the text has no [MASK] or [MASK*N] span to fill")
+    counts = [int(span.group(1) or 1) for span in spans]
+    for span, count in zip(spans, counts, strict=True):
+        if count < 1:
+            raise ValueError(f"{span.group(0)} masks no bytes: use [MASK] or [MASK*N] with N >= 1")
+    length = 2 + len(MASK_PATTERN.sub("", text).encode("utf-8")) + sum(counts)
+    if max_length is not None and length > max_length:
+        raise ValueError(f"the text is {length:,} tokens with [CLS] and [SEP], more than the model's {max_length}")
     tokenizer = ByteTokenizer()
     ids, masked, start = [ByteTokenizer.CLS], [], 0
-    for match in MASK_PATTERN.finditer(text):
-        ids += tokenizer.encode(text[start : match.start()], special_tokens=False)
-        count = int(match.group(1) or 1)
-        if count < 1:
-            raise ValueError(f"{match.group(0)} masks no bytes: use [MASK] or [MASK*N] with N >= 1")
+    for span, count in zip(spans, counts, strict=True):
+        ids += tokenizer.encode(text[start : span.start()], special_tokens=False)
         masked += range(len(ids), len(ids) + count)
         ids += [ByteTokenizer.MASK] * count
-        start = match.end()
+        start = span.end()
     ids += [*tokenizer.encode(text[start:], special_tokens=False), ByteTokenizer.SEP]
-    if not masked:
-        raise ValueError("the text has no [MASK] or [MASK*N] span to fill")
     return ids, masked
 
 
 @torch.inference_mode()
 def fill_masks(model: nn.Module, text: str) -> str:
     """The text with every masked byte replaced by the model's most likely byte (special ids are excluded)."""
-    ids, masked = parse_masked(text)
-    max_length = model.config.input.max_length
-    if len(ids) > max_length:
-        raise ValueError(f"the text is {len(ids)} tokens with [CLS] and [SEP], more than the model's {max_length}")
+    ids, masked = parse_masked(text, max_length=model.config.input.max_length)
     device = next(model.parameters()).device
     tokens = torch.tensor([ids], device=device)
     logits = model(tokens, output_indices=torch.tensor(masked, device=device))[0]  # (masked, V)

@@ -175,7 +175,12 @@ def read_config(directory: Path) -> dict[str, Any]:
     path = directory / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{directory} has no config.json")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of config fields, got a {type(data).__name__}")
     if data.get("model_type") != "perceiver":
         raise ValueError(f"{path} describes a {data.get('model_type')!r} model, not a transformers 'perceiver'")
     return {**HF_DEFAULTS, **data}
@@ -186,9 +191,10 @@ def is_transformers_directory(directory: str | os.PathLike) -> bool:
     if not path.is_file():
         return False
     try:
-        return json.loads(path.read_text()).get("model_type") == "perceiver"
-    except (ValueError, AttributeError, RecursionError):  # not UTF-8, JSON or a JSON object: not transformers'
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON: not transformers'
         return False
+    return isinstance(data, dict) and data.get("model_type") == "perceiver"
 
 
 def read_weights(directory: Path) -> dict[str, Tensor]:
@@ -204,11 +210,20 @@ def read_weights(directory: Path) -> dict[str, Tensor]:
 
 
 def _labels(hf: dict[str, Any]) -> tuple[tuple[str, ...] | None, int]:
+    """Class names and count: ``id2label`` with the ids 0 .. K-1, else ``num_labels`` (default 2)."""
     id2label = hf.get("id2label")
     if id2label:
-        names = [id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label))]
-        return tuple(names), len(names)
-    return None, int(hf.get("num_labels", 2))
+        if not isinstance(id2label, dict):
+            raise ValueError(f"config.json: id2label must map ids to names, got {id2label!r}")
+        names = {str(i): str(name) for i, name in id2label.items()}
+        ids = [str(i) for i in range(len(names))]
+        if sorted(names) != sorted(ids):
+            raise ValueError(f"config.json: id2label must have the ids 0 .. {len(ids) - 1}, got {sorted(names)}")
+        return tuple(names[i] for i in ids), len(ids)
+    num_labels = hf.get("num_labels", 2)
+    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1:
+        raise ValueError(f"config.json: num_labels must be a positive integer, got {num_labels!r}")
+    return None, num_labels
 
 
 def config_from_transformers(hf: dict[str, Any]) -> PerceiverIOConfig:

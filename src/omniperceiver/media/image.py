@@ -6,6 +6,7 @@ Images are uint8 arrays (H, W, 3) in RGB order; model inputs are float32 tensors
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -18,16 +19,30 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # the reference's resample filter (PIL.Image.Resampling.BICUBIC == 3)
 _BICUBIC = Image.Resampling.BICUBIC
 
+# The largest image load_image decodes: 2**25 pixels (an 8K frame, 7680x4320, fits), 96 MiB as RGB uint8. The
+# size is read from the file's header; a larger image is rejected before its pixels are decoded.
+MAX_PIXELS = 2**25
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3).
 
     The EXIF orientation is applied and grayscale, palette, CMYK and RGBA images are converted with Pillow
     (an alpha channel is dropped, not composited), as transformers' ``load_image`` does. Raises ValueError
-    naming the file when it is missing, unreadable or not an image.
+    naming the file when it is missing, unreadable, not an image, or larger than ``max_pixels`` (checked
+    from the header, before decoding).
     """
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is the limit here
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ValueError(
+                    f"{width}x{height} = {width * height:,} pixels, more than max_pixels={max_pixels:,} "
+                    "(checked before decoding)"
+                )
             image.load()
             upright = ImageOps.exif_transpose(image)
             if upright.mode == "P" and "transparency" in upright.info:

@@ -94,12 +94,12 @@ class PerceiverAR(PretrainedModel):
         return self.core.new_cache()
 
     def check_ids(self, ids: Tensor, seen: int = 0) -> None:
-        """Raise ValueError unless ids is an integer (B, L) tensor, L >= 1, of ids in [0, V), and ``seen``
-        cached positions plus L are at most ``max_seq_len``."""
+        """Raise ValueError unless ids is an integer (B, L) tensor, B >= 1, L >= 1, of ids in [0, V), and
+        ``seen`` cached positions plus L are at most ``max_seq_len``."""
         c = self.config
-        if ids.dim() != 2 or ids.shape[1] == 0 or ids.dtype not in (torch.int64, torch.int32):
+        if ids.dim() != 2 or 0 in ids.shape or ids.dtype not in (torch.int64, torch.int32):
             raise ValueError(
-                f"ids must be an int64 or int32 tensor of shape (B, L) with L >= 1, got {ids.dtype} of shape "
+                f"ids must be an int64 or int32 tensor of shape (B, L) with B, L >= 1, got {ids.dtype} of shape "
                 f"{tuple(ids.shape)}"
             )
         total = seen + ids.shape[1]

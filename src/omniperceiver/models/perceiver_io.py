@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapterConfig, OutputAdapterConfig
@@ -100,9 +101,29 @@ class PerceiverIO(PretrainedModel):
         per-modality indices); ``chunk_size`` bounds decoder memory by decoding that many queries at a time.
         Both give exactly the corresponding rows of full decoding.
         """
+        self.check_dtypes(x)
         inputs, mask = self.input_adapter(x, mask)
+        if inputs.shape[0] == 0 or inputs.shape[1] == 0:
+            raise ValueError(
+                f"expected at least one example of at least one element, got inputs (B, M, C) = "
+                f"{tuple(inputs.shape)} from {type(self.input_adapter).__name__}"
+            )
         latents = self.encoder(inputs, mask)
         if isinstance(output_indices, dict):
             output_indices = self.decoder.queries.flat_indices(output_indices, device=inputs.device)
         outputs = self.decoder(latents, inputs, indices=output_indices, chunk_size=chunk_size)
         return outputs if self.output_adapter is None else self.output_adapter(outputs, output_indices)
+
+    def check_dtypes(self, x: Tensor | dict[str, Tensor]) -> None:
+        """Raise ValueError if a floating-point input differs from the weights' dtype (outside autocast, where
+        PyTorch would fail with "mixed dtype" deep inside)."""
+        weights = next(self.parameters()).dtype
+        for name, tensor in x.items() if isinstance(x, dict) else [("x", x)]:
+            if not isinstance(tensor, Tensor):
+                raise ValueError(f"{name} must be a tensor, got {type(tensor).__name__}")
+            mismatch = tensor.is_floating_point() and tensor.dtype != weights
+            if mismatch and not torch.is_autocast_enabled(tensor.device.type):
+                raise ValueError(
+                    f"{name} is {tensor.dtype}, the model's weights are {weights}: convert the input "
+                    f"(x.to({weights})) or the model (model.to({tensor.dtype}))"
+                )

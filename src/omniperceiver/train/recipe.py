@@ -122,16 +122,38 @@ def recipe_path(name_or_path: str | Path) -> Path:
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read a recipe (a path or a shipped recipe's name) and apply ``section.key=value`` overrides (values
-    parsed as YAML)."""
+    parsed as YAML). Plain YAML only: a tag such as ``!!python/object`` is an error naming the file and line."""
     path = recipe_path(name_or_path)
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error})") from error
+    data = _yaml(text, str(path)) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of Recipe fields, got {type(data).__name__}")
     for override in overrides:
         key, sep, value = override.partition("=")
-        if not sep:
+        if not sep or not key:
             raise ValueError(f"override {override!r}: expected section.key=value")
         *sections, last = key.split(".")
         target = data
-        for section in sections:
+        for depth, section in enumerate(sections):
             target = target.setdefault(section, {})
-        target[last] = yaml.safe_load(value)
+            if not isinstance(target, dict):
+                prefix = ".".join(sections[: depth + 1])
+                raise ValueError(f"override {override!r}: {prefix} is {target!r}, not a section with keys")
+        target[last] = _yaml(value, f"override {override!r}")
     return _typed(Recipe, data, path.name)
+
+
+def _yaml(text: str, source: str) -> Any:
+    """``text`` parsed as plain YAML (safe_load); an error names ``source`` and the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        if isinstance(error, yaml.constructor.ConstructorError):
+            problem += " (recipes are plain YAML: no !!python or other tags naming code)"
+        raise ValueError(f"{source}{where}: invalid YAML: {problem}") from error
