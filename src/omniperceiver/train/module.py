@@ -22,13 +22,12 @@ PARTS = ("train", "val", "test")
 
 
 class NonFiniteError(ValueError):
-    """Training met a NaN or infinity; it stops, naming the optimizer step."""
+    """Training met a NaN or infinity at optimizer ``step`` (counted from 1); it stops."""
 
-    def __init__(self, what: str, module: lightning.LightningModule) -> None:
-        step, epoch = module.global_step + 1, module.current_epoch + 1
+    def __init__(self, step: int, what: str) -> None:
         super().__init__(
-            f"training stopped at optimizer step {step} (epoch {epoch}): {what}; no model was saved and the last"
-            " checkpoint holds the last finite weights (a lower training.learning_rate may help)"
+            f"training stopped at optimizer step {step}: {what}; no model was saved and the last checkpoint holds"
+            " the last finite weights (a lower training.learning_rate may help)"
         )
 
 
@@ -109,13 +108,13 @@ class TaskModule(lightning.LightningModule):
         gradients = [p.grad for p in self.parameters() if p.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gradients]))
         if not torch.isfinite(norm):
-            raise NonFiniteError(f"the gradient norm is {norm.item()}", self)
+            raise NonFiniteError(self.global_step + 1, f"its gradient norm is {norm.item()}")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """No checkpoint holds non-finite weights: the last checkpoint on disk stays the last good one."""
         for name, parameter in self.named_parameters():
             if not torch.isfinite(parameter).all():
-                raise NonFiniteError(f"the weights are not finite ({name})", self)
+                raise NonFiniteError(self.global_step, f"the weights it made are not finite ({name})")
 
 
 class Classifier(TaskModule):
