@@ -119,8 +119,8 @@ def test_resume_refuses_an_unsafe_change_naming_the_keys_and_both_values(run):
         r"training.learning_rate 0.001 -> 0.01 \(a resumed run may only train more training.epochs",
     ):
         train(tiny("model.num_latents=16", "training.learning_rate=0.01"), run, resume=True)
-    train(tiny("training.epochs=2"), run, resume=True, progress=False)
-    with pytest.raises(ValueError, match=r"changed recipe: training.epochs 2 -> 1 "):
+    train(tiny("training.epochs=2", "training.checkpoint_every_n_steps=5"), run, resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"changed recipe: training.epochs 2 -> 1 \("):
         train(tiny(), run, resume=True)
 
 
@@ -136,7 +136,7 @@ def test_an_infinite_learning_rate_stops_at_the_first_bad_step_with_no_nan_model
     command = ["train", "digits", *TINY, "training.learning_rate=.inf", "--output-dir", str(run), "--quiet"]
     assert main([*command, "--overwrite"]) == 1
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith("omniperceiver: error: training stopped at optimizer step 2: its gradient norm is nan")
+    assert error.startswith("omniperceiver: error: training stopped at optimizer step 2: the gradient is not finite (")
     assert not (run / "model").exists()
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == old
     # a checkpoint due after the first step, whose update made the weights infinite, is refused too

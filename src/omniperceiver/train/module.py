@@ -26,8 +26,8 @@ class NonFiniteError(ValueError):
 
     def __init__(self, step: int, what: str) -> None:
         super().__init__(
-            f"training stopped at optimizer step {step}: {what}; no model was saved and the last checkpoint holds"
-            " the last finite weights (a lower training.learning_rate may help)"
+            f"training stopped at optimizer step {step}: {what}; neither a model nor a checkpoint of non-finite"
+            " weights was saved (a lower training.learning_rate may help)"
         )
 
 
@@ -105,10 +105,10 @@ class TaskModule(lightning.LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Stop before a non-finite gradient (from a NaN/inf loss, or an overflow) reaches the weights; the
         gradients are checked after DDP averaged them, so every process stops at the same step."""
-        gradients = [p.grad for p in self.parameters() if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in gradients]))
-        if not torch.isfinite(norm):
-            raise NonFiniteError(self.global_step + 1, f"its gradient norm is {norm.item()}")
+        gradients = {name: p.grad for name, p in self.named_parameters() if p.grad is not None}
+        if not torch.stack([g.isfinite().all() for g in gradients.values()]).all():  # one sync per step
+            name = next(name for name, g in gradients.items() if not g.isfinite().all())
+            raise NonFiniteError(self.global_step + 1, f"the gradient is not finite ({name})")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """No checkpoint holds non-finite weights: the last checkpoint on disk stays the last good one."""

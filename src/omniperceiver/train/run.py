@@ -95,15 +95,7 @@ def train(
     data = SplitsData(splits, s.batch_size, s.seed)
     trainer = _trainer(recipe, output_dir, module.metric_names, progress)
     if trainer.is_global_zero:
-        if overwrite and output_dir.is_dir():  # the old checkpoint stays until the new run's first one replaces it
-            for old in output_dir.iterdir():
-                if old.is_dir() and old.name != "checkpoints":
-                    shutil.rmtree(old)
-                elif old.is_file():
-                    old.unlink()
-        output_dir.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)
-        atomic_write(output_dir / RECIPE_FILE, lambda file: file.write(text.encode()))
+        _prepare_output(output_dir, recipe, overwrite=overwrite)
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=output_dir / LAST_CHECKPOINT if resume else None)
     seconds = time.perf_counter() - start
@@ -133,6 +125,22 @@ def _check_output(output_dir: Path, recipe: Recipe, *, resume: bool, overwrite: 
         if not checkpoint.is_file():
             raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist (--overwrite starts the run anew)")
         _check_resumable(_saved_recipe(checkpoint), dataclasses.asdict(recipe), output_dir)
+
+
+def _prepare_output(output_dir: Path, recipe: Recipe, *, overwrite: bool) -> None:
+    """Write the recipe into ``output_dir``; ``overwrite`` first removes the old run's files but its checkpoint,
+    which stays until the new run's first checkpoint replaces it."""
+    if overwrite and output_dir.is_dir():
+        for old in output_dir.iterdir():
+            if old.name == "checkpoints":
+                continue
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)
+    atomic_write(output_dir / RECIPE_FILE, lambda file: file.write(text.encode()))
 
 
 def _saved_recipe(checkpoint: Path) -> dict[str, Any]:
