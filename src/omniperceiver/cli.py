@@ -114,7 +114,7 @@ def train(args: argparse.Namespace) -> None:
 
     recipe = load_recipe(args.recipe, args.overrides)
     output = args.output_dir or f"runs/{Path(args.recipe).stem}"
-    metrics = run(recipe, output, resume=args.resume, progress=not args.quiet)
+    metrics = run(recipe, output, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if rank_zero_only.rank == 0:  # one line, not one per process
         print(f"{recipe.dataset}: {_metrics(metrics)}; run folder {output}")
 
@@ -265,6 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     train_parser.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="e.g. training.epochs=10")
     train_parser.add_argument("--output-dir", help="run folder (default runs/RECIPE)")
     train_parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train_parser.add_argument("--overwrite", action="store_true", help="replace the run in the run folder")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     train_parser.set_defaults(run=train)
     evaluate_parser = command(

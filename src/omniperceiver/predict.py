@@ -3,12 +3,14 @@
 Each input is handled on its own: an unreadable or wrong-kind input prints an error naming it and the
 others still run. Inputs are files; a text model also takes literal texts (:class:`Text`, ``--text``), so a
 mistyped file name is an error, never classified as text. Results are printed; flow fields and
-reconstructions are written to ``output_dir``.
+reconstructions are written to ``output_dir``, at the input's path relative to the inputs' common folder
+(a/f1.png -> a/f1_flow.png), so no two inputs share one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,7 +31,8 @@ from omniperceiver.outputs.classification import ClassificationOutput
 from omniperceiver.outputs.multimodal import MultimodalOutput
 from omniperceiver.outputs.tokens import TiedTokenOutput
 
-Runner = Callable[[nn.Module, Any, "PredictOptions"], str]  # the input: a path or Text, or a pair of frames
+# (model, input: a path or Text, or a pair of frames, options, where the input's output files go less their suffix)
+Runner = Callable[[nn.Module, Any, "PredictOptions", Path], str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +58,7 @@ def _format_top(predictions: list[tuple[str, float]]) -> str:
     return "\n".join(f"  {probability:7.2%}  {label}" for label, probability in predictions)
 
 
-def classify_image(model: nn.Module, path: str, options: PredictOptions) -> str:
+def classify_image(model: nn.Module, path: str, options: PredictOptions, output: Path) -> str:
     shape = model.config.input.image_shape
     if shape[0] != shape[1]:
         raise ValueError(f"the ImageNet preprocessing makes square images; this model takes {shape}")
@@ -63,22 +66,23 @@ def classify_image(model: nn.Module, path: str, options: PredictOptions) -> str:
     return _format_top(top_k(model, pixels, options.top)[0])
 
 
-def classify_text(model: nn.Module, text: str | Text, options: PredictOptions) -> str:
+def classify_text(model: nn.Module, text: str | Text, options: PredictOptions, output: Path) -> str:
     ids, mask = ByteTokenizer().batch([_read_text(text)], max_length=model.config.input.max_length)
     return _format_top(top_k(model, ids, options.top, mask)[0])
 
 
-def fill_text(model: nn.Module, text: str | Text, options: PredictOptions) -> str:
+def fill_text(model: nn.Module, text: str | Text, options: PredictOptions, output: Path) -> str:
     return "  " + fill_masks(model, _read_text(text))
 
 
-def optical_flow(model: nn.Module, pair: tuple[str, str], options: PredictOptions) -> str:
+def optical_flow(model: nn.Module, pair: tuple[str, str], options: PredictOptions, output: Path) -> str:
     first, second = pair
     frames = [load_image(first), load_image(second)]
     if frames[0].shape != frames[1].shape:
         raise ValueError(f"the frames differ in size: {frames[0].shape} and {frames[1].shape}")
     flow = estimate_flow(model, normalize_frames(np.stack(frames)), progress=options.progress).numpy()
-    stem = options.output_dir / f"{Path(first).stem}_flow"
+    stem = output.with_name(f"{output.name}_flow")
+    stem.parent.mkdir(parents=True, exist_ok=True)
     save_png(stem.with_suffix(".png"), flow_to_rgb(flow))
     save_npy(stem.with_suffix(".npy"), flow)
     magnitude = np.linalg.norm(flow, axis=-1)
@@ -88,7 +92,7 @@ def optical_flow(model: nn.Module, pair: tuple[str, str], options: PredictOption
     )
 
 
-def autoencode(model: nn.Module, path: str, options: PredictOptions) -> str:
+def autoencode(model: nn.Module, path: str, options: PredictOptions, output: Path) -> str:
     """A .npz clip with ``video`` (T, H, W, 3) uint8 and ``audio`` (S,) -> reconstruction .npz and label."""
     try:
         with np.load(path) as clip:
@@ -96,7 +100,8 @@ def autoencode(model: nn.Module, path: str, options: PredictOptions) -> str:
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path}: expected a .npz file with arrays 'video' and 'audio' ({error})") from error
     result = reconstruct(model, video, audio, progress=options.progress)
-    out = options.output_dir / f"{Path(path).stem}_reconstruction.npz"
+    out = output.with_name(f"{output.name}_reconstruction.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda file: np.savez(file, **result))
     order = np.argsort(result["label"])[::-1][: options.top]
     video_error = np.abs(result["video"] - video / 255).mean()
@@ -150,10 +155,29 @@ def predict(
         if len(inputs) % 2:
             raise ValueError(f"optical flow takes frames in pairs (first, second); got {len(inputs)} files")
         items = list(zip(inputs[::2], inputs[1::2], strict=True))
+    if runner in (optical_flow, autoencode):  # the runners that write files
+        outputs = _output_paths([item[0] if isinstance(item, tuple) else item for item in items], options.output_dir)
+    else:
+        outputs = [options.output_dir] * len(items)
     bar = tqdm(items, desc=name, disable=not options.progress or len(items) < 2, file=sys.stderr)
-    for item in bar:
+    for item, output in zip(bar, outputs, strict=True):
         label = " + ".join(item) if isinstance(item, tuple) else str(item)
         try:
-            yield label, runner(model, item, options), ""
+            yield label, runner(model, item, options, output), ""
         except (OSError, ValueError) as error:
             yield label, None, one_line(error)
+
+
+def _output_paths(inputs: Sequence[str], output_dir: Path) -> list[Path]:
+    """Where each input's output files go, less their suffix: ``output_dir`` / the input's path relative to the
+    inputs' common folder, without its suffix; an input named twice (or a.png beside a.jpg) is numbered: a_2."""
+    paths = [Path(item).resolve() for item in inputs]
+    root = Path(os.path.commonpath([path.parent for path in paths])) if paths else Path()
+    outputs: dict[Path, None] = {}  # ordered, with set lookups
+    for path in paths:
+        output, number = output_dir / path.relative_to(root).with_suffix(""), 1
+        while output in outputs:
+            number += 1
+            output = output.with_name(f"{path.stem}_{number}")
+        outputs[output] = None
+    return list(outputs)

@@ -132,7 +132,18 @@ def read_points(path: Path) -> np.ndarray:
         points = _vertices(lines[start:], count)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"expected points (P, 3), got shape {points.shape}")
-    return points.astype(np.float32)
+    points = points.astype(np.float32)
+    _require_finite(points, "point")
+    return points
+
+
+def _require_finite(values: np.ndarray, row_name: str) -> None:
+    """Raise ValueError naming the first row of ``values`` (``row_name`` and its index from 0) holding NaN or
+    an infinity."""
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    if bad.any():
+        row = int(bad.argmax())
+        raise ValueError(f"{row_name} {row} is not finite ({values[row].tolist()}); NaN and infinities are refused")
 
 
 def _vertices(lines: list[str], count: str) -> np.ndarray:
@@ -186,6 +197,7 @@ def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
         values = np.array([[float(row[c]) for c in steps] for row in rows], dtype=np.float32)
     except ValueError as error:
         raise ValueError(f"{path}: every column but {label_column!r} must be numeric ({error})") from error
+    _require_finite(values, f"{path}: data row")
     classes = tuple(sorted({row[label_column] for row in rows}))
     labels = torch.tensor([classes.index(row[label_column]) for row in rows])
     return stratified_split(

@@ -97,13 +97,14 @@ def unigram_bits_per_byte(splits: Splits) -> float:
 
 
 def run_demo(output_dir: str | Path, *, quick: bool = False, progress: bool = True) -> list[DemoResult]:
-    """Train every demo recipe into ``output_dir``/RECIPE and measure its baseline; returns the results."""
+    """Train every demo recipe into ``output_dir``/RECIPE (replacing a run there) and measure its baseline;
+    returns the results."""
     results: dict[str, DemoResult] = {}
     for demo in DEMO:
         recipe = load_recipe(demo.recipe, list(demo.quick) if quick else [])
         task = get_task(recipe.dataset)
         splits = task.splits(recipe.data_path)
-        metrics = train(recipe, Path(output_dir) / demo.recipe, progress=progress)
+        metrics = train(recipe, Path(output_dir) / demo.recipe, overwrite=True, progress=progress)
         metric = {"flow": "epe", "language-model": "bits_per_byte"}.get(task.kind, "accuracy")
         result = DemoResult(
             task=demo.recipe,

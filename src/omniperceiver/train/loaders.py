@@ -72,8 +72,11 @@ class SplitsData(lightning.LightningDataModule):
         return self._loader(self.splits.test, shuffle=False)
 
     def state_dict(self) -> dict[str, int]:
-        """Where training stands: the epoch and the batches of it already trained on."""
-        batches = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        """Where training stands: the epoch and the batches of it already trained on (none when the checkpoint
+        is saved after an epoch's end, where the count still is the finished epoch's)."""
+        loop = self.trainer.fit_loop
+        finished = loop.epoch_progress.current.completed == loop.epoch_progress.current.started
+        batches = 0 if finished else loop.epoch_loop.batch_progress.current.processed
         return {"epoch": self.trainer.current_epoch, "batches": batches}
 
     def load_state_dict(self, state: dict[str, int]) -> None:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor
+from torch.optim.lr_scheduler import OneCycleLR
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from omniperceiver.adapters.text import ByteTokenizer
@@ -18,6 +19,16 @@ from omniperceiver.train.recipe import TrainingSettings
 from omniperceiver.train.tasks import Task
 
 PARTS = ("train", "val", "test")
+
+
+class NonFiniteError(ValueError):
+    """Training met a NaN or infinity at optimizer ``step`` (counted from 1); it stops."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(
+            f"training stopped at optimizer step {step}: {what}; neither a model nor a checkpoint of non-finite"
+            " weights was saved (a lower training.learning_rate may help)"
+        )
 
 
 class TaskModule(lightning.LightningModule):
@@ -30,6 +41,11 @@ class TaskModule(lightning.LightningModule):
         super().__init__()
         self.model, self.task, self.settings = model, task, settings
         self.metrics = torch.nn.ModuleDict({f"{part}_{self.metric_name}": self.new_metric() for part in PARTS})
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every name logged: ``{part}_loss`` and ``{part}_{metric_name}``."""
+        return [f"{part}_{name}" for part in PARTS for name in ("loss", self.metric_name)]
 
     def new_metric(self) -> torchmetrics.Metric:
         raise NotImplementedError
@@ -70,10 +86,35 @@ class TaskModule(lightning.LightningModule):
     def configure_optimizers(self):
         s = self.settings
         optimizer = torch.optim.AdamW(self.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=s.learning_rate, total_steps=self.trainer.estimated_stepping_batches, pct_start=0.1
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._one_cycle(optimizer), "interval": "step"}}
+
+    def _one_cycle(self, optimizer: torch.optim.Optimizer, *, step: int = 0) -> OneCycleLR:
+        """The one-cycle schedule over all of the run's optimizer steps, at ``step``."""
+        total = self.trainer.estimated_stepping_batches
+        return OneCycleLR(
+            optimizer, max_lr=self.settings.learning_rate, total_steps=total, pct_start=0.1, last_epoch=step - 1
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """A run resumed with more epochs: the restored schedule ends too early; it becomes the schedule of a
+        run planned for the new length from the start, entered at the step reached (optimizer and step kept)."""
+        config = self.trainer.lr_scheduler_configs[0]
+        if config.scheduler.total_steps != self.trainer.estimated_stepping_batches:
+            config.scheduler = self._one_cycle(config.scheduler.optimizer, step=self.global_step)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop before a non-finite gradient (from a NaN/inf loss, or an overflow) reaches the weights; the
+        gradients are checked after DDP averaged them, so every process stops at the same step."""
+        gradients = {name: p.grad for name, p in self.named_parameters() if p.grad is not None}
+        if not torch.stack([g.isfinite().all() for g in gradients.values()]).all():  # one sync per step
+            name = next(name for name, g in gradients.items() if not g.isfinite().all())
+            raise NonFiniteError(self.global_step + 1, f"the gradient is not finite ({name})")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """No checkpoint holds non-finite weights: the last checkpoint on disk stays the last good one."""
+        for name, parameter in self.named_parameters():
+            if not torch.isfinite(parameter).all():
+                raise NonFiniteError(self.global_step, f"the weights it made are not finite ({name})")
 
 
 class Classifier(TaskModule):

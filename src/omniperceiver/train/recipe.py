@@ -48,8 +48,9 @@ STRATEGIES = ("auto", "ddp", "fsdp")
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings(Config):
     """How to train. ``batch_size`` is the global batch: each of ``devices`` x ``num_nodes`` processes takes
-    its share. ``augment`` applies the task's training augmentation, if it has one (random shifts of MNIST
-    digits). ``checkpoint_every_n_steps`` = 0 checkpoints at the end of every epoch only."""
+        its share. ``augment`` applies the task's training augmentation, if it has one (random shifts of MNIST
+        digits). A checkpoint is written at the end of every epoch, every ``checkpoint_every_minutes`` of training
+    (0: never by time) and every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps)."""
 
     epochs: int = 30
     batch_size: int = 32
@@ -63,6 +64,7 @@ class TrainingSettings(Config):
     devices: int = 1
     num_nodes: int = 1
     checkpoint_every_n_steps: int = 0
+    checkpoint_every_minutes: float = 10.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,6 +79,7 @@ class TrainingSettings(Config):
         require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
         require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {STRATEGIES}")
         require(self.checkpoint_every_n_steps >= 0, "checkpoint_every_n_steps", self.checkpoint_every_n_steps, ">= 0")
+        require(self.checkpoint_every_minutes >= 0, "checkpoint_every_minutes", self.checkpoint_every_minutes, ">= 0")
         require(
             self.batch_size % self.world_size == 0,
             "batch_size",

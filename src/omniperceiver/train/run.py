@@ -1,36 +1,62 @@
 """``train(recipe)`` and ``evaluate(run)``: data, model, Lightning Trainer, test metrics, pictures, the trained
 model saved. A run folder holds recipe.yaml, checkpoints/last.ckpt, logs/ (CSV and TensorBoard), model/ and
-the pictures."""
+the pictures; it is written only by its own run."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
 from omniperceiver.train import pictures
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.loaders import SplitsData
+from omniperceiver.train.metrics_csv import MetricsCSV
 from omniperceiver.train.module import TaskModule, module_for
 from omniperceiver.train.recipe import Recipe, load_recipe
 from omniperceiver.train.tasks import get_task
 
-RECIPE_FILE = "recipe.yaml"
+RECIPE_FILE = "recipe.yaml"  # the mark of a run folder
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
+RESUMABLE = ("training.checkpoint_every_n_steps", "training.checkpoint_every_minutes")  # and more training.epochs
 
 
-def _trainer(recipe: Recipe, output_dir: Path, progress: bool) -> lightning.Trainer:
+class RecipeRecord(Callback):
+    """Stores the run's recipe in every checkpoint, so a resume compares against the recipe of the weights."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = dataclasses.asdict(recipe)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe}
+
+
+def _trainer(recipe: Recipe, output_dir: Path, metrics: list[str], progress: bool) -> lightning.Trainer:
     s = recipe.training
     strategy = "ddp" if s.strategy == "auto" and s.world_size > 1 else s.strategy
+    triggers = [{"every_n_epochs": 1}]
+    if s.checkpoint_every_n_steps:
+        triggers.append({"every_n_train_steps": s.checkpoint_every_n_steps})
+    if s.checkpoint_every_minutes:
+        triggers.append({"train_time_interval": datetime.timedelta(minutes=s.checkpoint_every_minutes)})
+    checkpoints = [  # Lightning takes one trigger per ModelCheckpoint; all of them write last.ckpt
+        ModelCheckpoint(
+            dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0, enable_version_counter=False, **trigger
+        )
+        for trigger in triggers
+    ]
     return lightning.Trainer(
         max_epochs=s.epochs,
         precision=s.precision,
@@ -40,15 +66,8 @@ def _trainer(recipe: Recipe, output_dir: Path, progress: bool) -> lightning.Trai
         num_nodes=s.num_nodes,
         use_distributed_sampler=False,  # SplitsData shards the data itself, resumably
         default_root_dir=output_dir,
-        logger=[CSVLogger(output_dir, name="logs", version=""), TensorBoardLogger(output_dir, name="logs", version="")],
-        callbacks=[
-            ModelCheckpoint(
-                dirpath=output_dir / "checkpoints",
-                save_last=True,
-                save_top_k=0,
-                every_n_train_steps=s.checkpoint_every_n_steps or None,
-            )
-        ],
+        logger=[MetricsCSV(output_dir / "logs" / "metrics.csv", metrics), TensorBoardLogger(output_dir, "logs", "")],
+        callbacks=[RecipeRecord(recipe), *checkpoints],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -56,38 +75,110 @@ def _trainer(recipe: Recipe, output_dir: Path, progress: bool) -> lightning.Trai
     )
 
 
-def train(recipe: Recipe, output_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, float]:
+def train(
+    recipe: Recipe, output_dir: str | Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> dict[str, float]:
     """Train on the recipe's dataset, test on its test split, save the model to ``output_dir``/model and the
-    pictures beside it. ``resume`` continues from ``output_dir``/checkpoints/last.ckpt; otherwise the run
-    replaces the folder's logs and checkpoints. Returns the test metrics and the training time in seconds
-    (``train_seconds``)."""
+    pictures beside it. ``output_dir`` must be new or empty, or a run folder (one holding recipe.yaml) that
+    ``resume`` continues from its last checkpoint or ``overwrite`` replaces. Returns the test metrics and the
+    training time in seconds (``train_seconds``)."""
     task = get_task(recipe.dataset)
     output_dir = Path(output_dir)
-    checkpoint = output_dir / LAST_CHECKPOINT
-    if resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist")
+    if rank_zero_only.rank == 0:  # DDP processes started by this one see the run folder it prepared
+        _check_output(output_dir, recipe, resume=resume, overwrite=overwrite)
     s = recipe.training
     lightning.seed_everything(s.seed, workers=True, verbose=False)
     splits = task.splits(recipe.data_path)
     model = task.model_config(splits, recipe.model, s).build()
     module = module_for(model, task, s)
     data = SplitsData(splits, s.batch_size, s.seed)
-    trainer = _trainer(recipe, output_dir, progress)
+    trainer = _trainer(recipe, output_dir, module.metric_names, progress)
     if trainer.is_global_zero:
-        if not resume:
-            for stale in ("logs", "checkpoints"):
-                shutil.rmtree(output_dir / stale, ignore_errors=True)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)
-        atomic_write(output_dir / RECIPE_FILE, lambda file: file.write(text.encode()))
+        _prepare_output(output_dir, recipe, overwrite=overwrite)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume else None)
+    trainer.fit(module, datamodule=data, ckpt_path=output_dir / LAST_CHECKPOINT if resume else None)
     seconds = time.perf_counter() - start
     metrics = _test(trainer, module, data)
     if trainer.is_global_zero:
         model.save_pretrained(output_dir / "model")
         pictures.draw_run(output_dir, module, splits)
     return {**metrics, "train_seconds": seconds}
+
+
+def _check_output(output_dir: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
+    """Raise unless the run may write ``output_dir``: a new or empty folder, or a run folder that the run
+    resumes (with a recipe it may resume) or overwrites."""
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one of them")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir} is a file, not a run folder")
+    if not (output_dir / RECIPE_FILE).is_file() and output_dir.is_dir() and any(output_dir.iterdir()):
+        raise ValueError(
+            f"{output_dir} is not empty and not an omniperceiver run folder (it has no {RECIPE_FILE}); "
+            "choose a new or empty folder"
+        )
+    if (output_dir / RECIPE_FILE).is_file() and not (resume or overwrite):
+        raise ValueError(f"{output_dir} holds a run: --resume continues it, --overwrite replaces it")
+    if resume:
+        checkpoint = output_dir / LAST_CHECKPOINT
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist (--overwrite starts the run anew)")
+        _check_resumable(_saved_recipe(checkpoint), dataclasses.asdict(recipe), output_dir)
+
+
+def _prepare_output(output_dir: Path, recipe: Recipe, *, overwrite: bool) -> None:
+    """Write the recipe into ``output_dir``; ``overwrite`` first removes the old run's files but its checkpoint,
+    which stays until the new run's first checkpoint replaces it."""
+    if overwrite and output_dir.is_dir():
+        for old in output_dir.iterdir():
+            if old.name == "checkpoints":
+                continue
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)
+    atomic_write(output_dir / RECIPE_FILE, lambda file: file.write(text.encode()))
+
+
+def _saved_recipe(checkpoint: Path) -> dict[str, Any]:
+    """The recipe of the run that wrote ``checkpoint`` (from the checkpoint, or from the run's recipe.yaml for
+    checkpoints written before they held it)."""
+    state = AtomicCheckpointIO().load_checkpoint(checkpoint)
+    record = state.get("callbacks", {}).get(RecipeRecord.__qualname__)
+    recipe = record.get("recipe") if isinstance(record, dict) else load_recipe(checkpoint.parents[1] / RECIPE_FILE)
+    if isinstance(recipe, Recipe):
+        return dataclasses.asdict(recipe)
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{checkpoint} holds no recipe of its run (got {type(recipe).__name__})")
+    return recipe
+
+
+def _check_resumable(saved: dict[str, Any], given: dict[str, Any], output_dir: Path) -> None:
+    """Raise ValueError naming every change from the ``saved`` recipe to the ``given`` one that a resumed run
+    cannot take: anything but more epochs and the checkpoint intervals."""
+    old, new = _flat(saved), _flat(given)
+    unsafe = [
+        f"{key} {old.get(key)!r} -> {new.get(key)!r}"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+        and key not in RESUMABLE
+        and not (key == "training.epochs" and new[key] > old.get(key, new[key]))
+    ]
+    if unsafe:
+        raise ValueError(
+            f"cannot resume {output_dir} with a changed recipe: {'; '.join(unsafe)} (a resumed run may only train "
+            f"more training.epochs and change {' and '.join(RESUMABLE)}; --overwrite starts the run anew)"
+        )
+
+
+def _flat(recipe: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested recipe as {"section.key": value}."""
+    flat = {}
+    for key, value in recipe.items():
+        flat.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
 
 
 def _test(trainer: lightning.Trainer, module: TaskModule, data: SplitsData) -> dict[str, float]:
