@@ -178,3 +178,10 @@ def test_predict_writes_one_output_per_flow_pair_when_frames_share_a_name(tmp_pa
     again = tmp_path / "again"
     assert main(["predict", str(tmp_path / "flow"), *frames[:2], *frames[:2], "--output-dir", str(again)]) == 0
     assert sorted(p.name for p in again.glob("*.npy")) == ["f1_2_flow.npy", "f1_flow.npy"]  # one pair twice
+
+
+def test_a_run_of_exactly_ten_optimizer_steps_trains(tmp_path, monkeypatch):
+    interrupt_at(monkeypatch, 2)  # 1,257 digits in 10 batches: a 10% warm-up of 10 steps divided by zero
+    with pytest.raises(Interrupted):
+        train(tiny("training.batch_size=126", "training.checkpoint_every_n_steps=1"), tmp_path, progress=False)
+    assert checkpoint(tmp_path)["lr_schedulers"][0]["total_steps"] == 10

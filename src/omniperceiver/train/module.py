@@ -91,8 +91,9 @@ class TaskModule(lightning.LightningModule):
     def _one_cycle(self, optimizer: torch.optim.Optimizer, *, step: int = 0) -> OneCycleLR:
         """The one-cycle schedule over all of the run's optimizer steps, at ``step``."""
         total = self.trainer.estimated_stepping_batches
+        warmup = 0.1 if total != 10 else 0.15  # OneCycleLR divides by zero where warmup * total_steps == 1
         return OneCycleLR(
-            optimizer, max_lr=self.settings.learning_rate, total_steps=total, pct_start=0.1, last_epoch=step - 1
+            optimizer, max_lr=self.settings.learning_rate, total_steps=total, pct_start=warmup, last_epoch=step - 1
         )
 
     def on_train_start(self) -> None:
