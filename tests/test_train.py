@@ -27,6 +27,11 @@ def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
         load_recipe(RECIPE, overrides)
 
 
+def test_exponents_without_a_dot_are_floats():
+    recipe = load_recipe("digits", ["training.learning_rate=3e-4", "training.checkpoint_every_minutes=1E1"])
+    assert (recipe.training.learning_rate, recipe.training.checkpoint_every_minutes) == (3e-4, 10.0)
+
+
 def test_unknown_recipes_and_datasets_fail_before_training(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no recipe file mnsit; the shipped recipes are \[.*'mnist'"):
         load_recipe("mnsit")

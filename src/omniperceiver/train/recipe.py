@@ -4,6 +4,7 @@ before anything runs (unknown keys and wrong types name the key)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +150,20 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
     return _typed(Recipe, data, path.name)
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML's safe loader that also reads exponents without a dot (``1e-6``, which YAML 1.1 leaves a string) as
+    floats, as YAML 1.2 and JSON do."""
+
+
+_RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
 def _yaml(text: str, source: str) -> Any:
-    """``text`` parsed as plain YAML (safe_load); an error names ``source`` and the line."""
+    """``text`` parsed as plain YAML (no tags); an error names ``source`` and the line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_RecipeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
