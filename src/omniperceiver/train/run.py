@@ -21,6 +21,7 @@ from omniperceiver.train import pictures
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.loaders import SplitsData
 from omniperceiver.train.module import TaskModule, module_for
+from omniperceiver.train.quiet import quiet
 from omniperceiver.train.recipe import Recipe, load_recipe
 from omniperceiver.train.tasks import get_task
 
@@ -52,10 +53,12 @@ def _trainer(recipe: Recipe, output_dir: Path, progress: bool) -> lightning.Trai
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
+        log_every_n_steps=1,  # metrics are logged per epoch, so this only says: an epoch of any length is fine
         deterministic=True,
     )
 
 
+@quiet()
 def train(recipe: Recipe, output_dir: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train on the recipe's dataset, test on its test split, save the model to ``output_dir``/model and the
     pictures beside it. ``resume`` continues from ``output_dir``/checkpoints/last.ckpt; otherwise the run
@@ -95,6 +98,7 @@ def _test(trainer: lightning.Trainer, module: TaskModule, data: SplitsData) -> d
     return {key: float(value) for key, value in metrics.items()}
 
 
+@quiet()
 def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
     """Test metrics of a trained run folder (its recipe.yaml and model/) on its dataset's test split."""
     run_dir = Path(run_dir)
