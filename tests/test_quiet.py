@@ -1,5 +1,5 @@
-"""`omniperceiver train` and `evaluate` print the progress bar and the results: no Lightning banners or tips,
-no warnings (Lightning's own, the logging interval, matplotlib's layout)."""
+"""`omniperceiver train` and `evaluate` print one progress bar and the results: no Lightning banners or tips, no
+warnings (Lightning's own, the logging interval, matplotlib's layout)."""
 
 import pytest
 import torch
@@ -23,7 +23,8 @@ def test_train_and_evaluate_print_the_progress_and_the_results_only(tmp_path, ca
     assert [str(warning.message) for warning in recwarn] == []
     assert caplog.messages == []  # Lightning's info lines (printed, outside pytest, by Lightning's own handler)
     assert err == ""
-    assert out.count("Epoch 0/0") == 1, out  # the progress bars (rich draws them once, at the end, into a pipe)
+    # one progress bar each (rich draws them once, at the end, into a pipe): train's training, evaluate's test
+    assert out.count("Epoch 0/0") == 1 and out.count("Testing") == 1, out
     trained, evaluated = (line for line in out.splitlines() if "test_accuracy" in line)
     assert trained.startswith("csv-series: test_accuracy") and trained.endswith(f"; run folder {run}")
     assert evaluated.startswith(f"{run}: test_accuracy")

@@ -1,6 +1,7 @@
-"""``quiet``: training prints its progress bar and results, not Lightning's chatter. Lightning's info lines
-(the accelerator banner, advertising tips, "`Trainer.fit` stopped") are hidden, and so is one warning raised
-inside Lightning itself, by message and module; every other warning is shown."""
+"""Training prints one progress bar and its results, not Lightning's chatter: within ``quiet``, Lightning's info
+lines (the accelerator banner, advertising tips, "`Trainer.fit` stopped") are hidden, and so is one warning
+raised inside Lightning itself, by message and module (every other warning is shown); the
+``TrainingProgressBar`` shows training, not the test after it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Iterator
+
+import lightning
+from lightning.pytorch.callbacks import RichProgressBar
 
 # Lightning's info lines go through these loggers (rank_zero_info); its warnings through ``warnings``.
 LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
@@ -34,3 +38,10 @@ def quiet() -> Iterator[None]:
         finally:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
+
+
+class TrainingProgressBar(RichProgressBar):
+    """Lightning's rich progress bar for training: the test that follows shows none."""
+
+    def on_test_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        self.disable()

@@ -21,7 +21,7 @@ from omniperceiver.train import pictures
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.loaders import SplitsData
 from omniperceiver.train.module import TaskModule, module_for
-from omniperceiver.train.quiet import quiet
+from omniperceiver.train.quiet import TrainingProgressBar, quiet
 from omniperceiver.train.recipe import Recipe, load_recipe
 from omniperceiver.train.tasks import get_task
 
@@ -48,7 +48,8 @@ def _trainer(recipe: Recipe, output_dir: Path, progress: bool) -> lightning.Trai
                 save_last=True,
                 save_top_k=0,
                 every_n_train_steps=s.checkpoint_every_n_steps or None,
-            )
+            ),
+            *([TrainingProgressBar()] if progress else []),
         ],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
