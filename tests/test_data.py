@@ -1,11 +1,11 @@
 """The offline datasets: fixed seeded stratified splits of real data, clear errors when a package is missing."""
 
 import importlib.util
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from helpers import needs_espeak_ng, needs_fortunes
 
 from omniperceiver import data
 
@@ -47,7 +47,7 @@ def test_a_missing_package_names_its_install_command(monkeypatch):
         data.mnist()
 
 
-@pytest.mark.skipif(not data.text.FORTUNES.joinpath("de").is_dir(), reason=f"no fortunes: {data.text.INSTALL}")
+@needs_fortunes
 def test_fortunes_are_balanced_byte_snippets_in_four_languages():
     from omniperceiver.adapters.text import ByteTokenizer
 
@@ -102,7 +102,7 @@ def test_audiovisual_digits_reward_fusion():
     assert accuracy["both"] > max(accuracy["image"], accuracy["audio"]) + 0.04, accuracy  # 0.72 vs 0.66, 0.57
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason=f"no espeak-ng: {data.speech.INSTALL}")
+@needs_espeak_ng
 def test_synthesized_digits_hold_out_the_test_voices():
     splits = data.synthesized_digits()
     assert splits.sizes() == (960, 240, 240)

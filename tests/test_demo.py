@@ -1,12 +1,15 @@
 """`omniperceiver demo --quick`: every modality trains end to end and the table, models and pictures appear."""
 
 import pytest
+from helpers import needs_espeak_ng, needs_fortunes
 
 pytest.importorskip("lightning")
 from omniperceiver.cli import main
 from omniperceiver.train.demo import DEMO
 
 
+@needs_fortunes
+@needs_espeak_ng
 def test_quick_demo_prints_the_table_and_writes_every_run(tmp_path, capsys):
     assert main(["demo", "--quick", "--quiet", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

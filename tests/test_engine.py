@@ -11,10 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import needs_fortunes
 from safetensors.torch import load_file
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 pytest.importorskip("lightning")
 from omniperceiver.cli import main
+from omniperceiver.core.blocks import SelfAttentionBlock
+from omniperceiver.train import load_recipe, train
 
 # digits with a wider model (slower steps, so the kill lands mid-run) and a checkpoint every 10 steps:
 # 1,257 training images / 64 = 20 steps per epoch, 80 in all
@@ -86,6 +91,33 @@ def test_two_ddp_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     assert accuracies[0] == accuracies[1] > 0.5  # it learned, identically
 
 
+def test_accumulated_batches_train_as_the_larger_batch(tmp_path, single_thread):
+    """Batches of 4, two per optimizer step, give the gradients of batches of 8 (each small batch's loss is
+    halved: a mean over 8) and so the same weights."""
+    generator = torch.Generator().manual_seed(0)
+    rows = ["label," + ",".join(f"t{i}" for i in range(8))]
+    rows += [f"{'ab'[i % 2]}," + ",".join(f"{v:.3f}" for v in torch.rand(8, generator=generator)) for i in range(80)]
+    (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")  # 56 training rows: 7 steps of 8 an epoch
+    recipe = tmp_path / "series.yaml"
+    recipe.write_text(f"dataset: csv-series\ndata_path: {tmp_path / 'series.csv'}\nmodel: {{dropout: 0}}\n")
+    gradients = []  # of each run's first optimizer step
+
+    def first_gradient(optimizer, args, kwargs):
+        if len(gradients) < len(runs):
+            gradients.append(torch.cat([p.grad.flatten() for group in optimizer.param_groups for p in group["params"]]))
+
+    runs = []
+    with register_optimizer_step_post_hook(first_gradient):
+        for name, batch, accumulate in (("whole", 8, 1), ("accumulated", 4, 2)):
+            settings = [f"training.batch_size={batch}", f"training.accumulate_grad_batches={accumulate}"]
+            runs.append(tmp_path / name)
+            train(load_recipe(recipe, ["training.epochs=2", *settings]), runs[-1], progress=False)
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-5, atol=1e-7)
+    whole, accumulated = (_weights(run) for run in runs)
+    compared = [name for name in whole if not name.endswith("key.bias")]  # rounding through Adam: see the DDP test
+    assert max((whole[name] - accumulated[name]).abs().max().item() for name in compared) < 1e-5  # 3.4e-6
+
+
 def test_evaluate_reproduces_the_test_metrics_and_the_run_has_its_pictures(tmp_path, capsys):
     assert main(["train", "digits", "training.epochs=2", "--output-dir", str(tmp_path), "--quiet"]) == 0
     trained = capsys.readouterr().out
@@ -99,6 +131,7 @@ def test_evaluate_reproduces_the_test_metrics_and_the_run_has_its_pictures(tmp_p
     assert (tmp_path / "logs" / "metrics.csv").read_text().startswith("epoch,")
 
 
+@needs_fortunes
 def test_a_byte_language_model_trains_and_generate_streams_its_continuation(tmp_path, capsys):
     assert main(["train", "fortunes-lm", "training.epochs=1", "--output-dir", str(tmp_path), "--quiet"]) == 0
     bits = float(capsys.readouterr().out.split("test_bits_per_byte ")[1][:6])
@@ -131,16 +164,31 @@ def test_a_language_model_trains_on_a_users_text_files(tmp_path, capsys):
 
 
 def test_bf16_with_activation_checkpointing_learns_like_fp32(tmp_path, capsys):
-    """training.precision=bf16-mixed and training.activation_checkpointing reach the model (autocast, the
-    encoder's checkpointed blocks, the blocks' recomputed activations) and learn as fp32 does."""
-    accuracies = []
+    """training.precision=bf16-mixed and training.activation_checkpointing reach the model (autocast: the
+    Linear layers' outputs are bf16; the encoder's checkpointed blocks run again in the backward pass) and learn
+    as fp32 does."""
+    accuracies, linear_dtypes, block_calls = [], [], []
+
+    def see_dtype(module, args, output):  # after every module's forward, while training
+        if module.training and isinstance(module, torch.nn.Linear):
+            linear_dtypes[-1].add(output.dtype)
+
+    def count_call(module, args):  # before every module's forward, recomputations included
+        if module.training and isinstance(module, SelfAttentionBlock):
+            block_calls[-1] += 1
+
     for name, settings in (
         ("fp32", []),
         ("bf16", ["training.precision=bf16-mixed", "training.activation_checkpointing=true"]),
     ):
         run = ["train", "digits", "training.epochs=8", *settings, "--output-dir", str(tmp_path / name), "--quiet"]
-        assert main(run) == 0
+        linear_dtypes.append(set())
+        block_calls.append(0)
+        with register_module_forward_hook(see_dtype), register_module_forward_pre_hook(count_call):
+            assert main(run) == 0
         accuracies.append(float(capsys.readouterr().out.split("test_accuracy ")[1][:6]))
+    assert linear_dtypes == [{torch.float32}, {torch.bfloat16}]
+    assert block_calls[1] == 2 * block_calls[0] > 0, block_calls
     assert (tmp_path / "bf16" / "recipe.yaml").read_text().count("bf16-mixed") == 1
     saved = {name: json.loads((tmp_path / name / "model" / "config.json").read_text()) for name in ("fp32", "bf16")}
     assert [saved[name]["encoder"]["activation_checkpointing"] for name in ("fp32", "bf16")] == [False, True]

@@ -43,6 +43,19 @@ def test_cached_greedy_equals_uncached_greedy_past_max_seq_len(refill_latents, a
     assert len({tuple(a.tolist()) for a in cached}) == 3
 
 
+def test_the_cache_feeds_one_token_per_step_between_full_passes():
+    """8 latents, 4 of them refilled: a full pass over the context, then 4 steps of one new token each (the
+    rest comes from the cache), then the next full pass. Without the cache every step is a full pass."""
+    model = random_ar()
+    lengths = []
+    model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]))  # ids (B, L)
+    generate(model, prompts(6), 12, temperature=0)
+    assert lengths == [6, 1, 1, 1, 1, 11, 1, 1, 1, 1, 16, 1]
+    lengths.clear()
+    generate(model, prompts(6), 12, temperature=0, use_cache=False)
+    assert lengths == list(range(6, 18))
+
+
 def test_refilling_all_latents_is_a_full_forward_pass_over_the_last_max_seq_len_tokens_per_token():
     model = random_ar()
     context = torch.randint(0, 50, (1, 20))

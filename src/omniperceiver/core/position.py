@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.initialization import truncated_normal_
 
 Device = torch.device | str | None
 
@@ -198,7 +199,7 @@ class LearnedPositionEncoding(PositionEncoding):
     def __init__(self, config: LearnedPositionConfig, index_shape: Sequence[int]) -> None:
         super().__init__(config, index_shape)
         self.embedding = nn.Parameter(torch.empty(math.prod(self.index_shape), config.channels))
-        nn.init.trunc_normal_(self.embedding, std=0.02)
+        truncated_normal_(self.embedding)
 
     def forward(
         self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from omniperceiver.core.ar import ARCache, ARConfig, sequence_positions
 from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.initialization import truncated_normal_
 from omniperceiver.models.pretrained import PretrainedModel
 
 
@@ -81,10 +82,10 @@ class PerceiverAR(PretrainedModel):
         self.config = c = config
         channels = c.ar.channels
         self.embedding = nn.Embedding(c.vocab_size, channels)
-        nn.init.normal_(self.embedding.weight, std=0.02)
+        truncated_normal_(self.embedding.weight)
         self.position = nn.Embedding(c.max_seq_len, channels) if c.absolute_positions else None
         if self.position is not None:
-            nn.init.normal_(self.position.weight, std=0.02)
+            truncated_normal_(self.position.weight)
         self.core = c.ar.build()
         self.output = nn.Linear(channels, c.vocab_size, bias=not c.tied_output)
         if c.tied_output:

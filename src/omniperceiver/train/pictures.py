@@ -23,13 +23,13 @@ LATENTS_SHOWN = 4
 
 
 def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
-    """A figure (drawn without pyplot, so no global backend) and its (rows, columns) axes."""
-    figure = Figure(figsize=size)
+    """A figure (drawn without pyplot, so no global backend, laid out by matplotlib's constrained layout) and
+    its (rows, columns) axes."""
+    figure = Figure(figsize=size, layout="constrained")
     return figure, figure.subplots(rows, columns, squeeze=False)
 
 
 def _save(figure: Figure, path: Path) -> None:
-    figure.tight_layout()
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
@@ -139,10 +139,10 @@ def attention(module: TaskModule, example: tuple[Tensor, ...], path: Path) -> No
     panels = _panels(x, mask, weights, model.input_adapter)
     columns = LATENTS_SHOWN + 1
     figure, axes = _figure(len(panels), columns, (2.6 * columns, 2.6 * len(panels)))
-    for row, (kind, w, shown) in zip(axes, panels, strict=True):
-        for ax in row:
-            ax.axis("off")
+    for index, (row, (kind, w, shown)) in enumerate(zip(axes, panels, strict=True)):
         if w.dim() == 3 or kind == "points":
+            for ax in row:
+                ax.axis("off")
             flat = w.flatten(1)
             chosen = flat.var(dim=1).argsort(descending=True)[:LATENTS_SHOWN].tolist()  # the most selective
             if kind == "points":
@@ -156,8 +156,11 @@ def attention(module: TaskModule, example: tuple[Tensor, ...], path: Path) -> No
                 else:
                     ax.imshow(w[latent].cpu().numpy(), cmap="magma", extent=(0, shown.shape[1], shown.shape[0], 0))
                 ax.set_title(f"latent {latent}")
-        else:
-            heat = row[0].inset_axes([0, 0, columns, 1])
+        else:  # one heat map across the row
+            grid = row[0].get_gridspec()
+            for ax in row:
+                ax.remove()
+            heat = figure.add_subplot(grid[index, :])
             heat.imshow(w.cpu().numpy(), aspect="auto", cmap="magma", interpolation="nearest")
             heat.set(xlabel=f"{kind} element", ylabel="latent")
     figure.suptitle("encoder cross-attention over one test input")

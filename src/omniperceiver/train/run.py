@@ -25,6 +25,7 @@ from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.loaders import SplitsData
 from omniperceiver.train.metrics_csv import MetricsCSV
 from omniperceiver.train.module import TaskModule, module_for
+from omniperceiver.train.quiet import TrainingProgressBar, quiet
 from omniperceiver.train.recipe import Recipe, load_recipe
 from omniperceiver.train.tasks import get_task
 
@@ -67,14 +68,16 @@ def _trainer(recipe: Recipe, output_dir: Path, metrics: list[str], progress: boo
         use_distributed_sampler=False,  # SplitsData shards the data itself, resumably
         default_root_dir=output_dir,
         logger=[MetricsCSV(output_dir / "logs" / "metrics.csv", metrics), TensorBoardLogger(output_dir, "logs", "")],
-        callbacks=[RecipeRecord(recipe), *checkpoints],
+        callbacks=[RecipeRecord(recipe), *checkpoints, *([TrainingProgressBar()] if progress else [])],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
+        log_every_n_steps=1,  # metrics are logged per epoch, so this only says: an epoch of any length is fine
         deterministic=True,
     )
 
 
+@quiet()
 def train(
     recipe: Recipe, output_dir: str | Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True
 ) -> dict[str, float]:
@@ -186,6 +189,7 @@ def _test(trainer: lightning.Trainer, module: TaskModule, data: SplitsData) -> d
     return {key: float(value) for key, value in metrics.items()}
 
 
+@quiet()
 def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
     """Test metrics of a trained run folder (its recipe.yaml and model/) on its dataset's test split."""
     run_dir = Path(run_dir)
