@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import require_positive
-from omniperceiver.core.initialization import truncated_normal_
 
 
 class ByteTokenizer:
@@ -79,7 +78,7 @@ class TextInputAdapter(InputAdapter):
         )
         self.position = nn.Embedding(config.max_length, config.channels)
         for table in (self.embedding, *self.preceding, self.position):
-            truncated_normal_(table.weight)
+            nn.init.trunc_normal_(table.weight, std=0.02)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config

@@ -19,7 +19,6 @@ from omniperceiver.core.config import (
     require_optional_positive,
     require_positive,
 )
-from omniperceiver.core.initialization import truncated_normal_
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +117,7 @@ class PerceiverEncoder(nn.Module):
         super().__init__()
         self.config = c = config
         self.latents = nn.Parameter(torch.empty(c.num_latents, c.latent_channels))
-        truncated_normal_(self.latents)
+        nn.init.trunc_normal_(self.latents, std=0.02)
         num_cross_modules = 1 if c.num_cross_attends == 1 else 2 if c.share_cross_attention else c.num_cross_attends
         self.cross_attentions = nn.ModuleList(
             CrossAttentionBlock(

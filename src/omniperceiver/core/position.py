@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config, require, require_positive
-from omniperceiver.core.initialization import truncated_normal_
 
 Device = torch.device | str | None
 
@@ -199,7 +198,7 @@ class LearnedPositionEncoding(PositionEncoding):
     def __init__(self, config: LearnedPositionConfig, index_shape: Sequence[int]) -> None:
         super().__init__(config, index_shape)
         self.embedding = nn.Parameter(torch.empty(math.prod(self.index_shape), config.channels))
-        truncated_normal_(self.embedding)
+        nn.init.trunc_normal_(self.embedding, std=0.02)
 
     def forward(
         self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None

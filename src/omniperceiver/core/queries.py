@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config, require_positive
-from omniperceiver.core.initialization import truncated_normal_
 from omniperceiver.core.position import PositionConfig
 
 
@@ -49,7 +48,7 @@ class LearnedQueries(QueryProvider):
         super().__init__()
         self.num_channels = config.num_channels
         self.queries = nn.Parameter(torch.empty(config.num_queries, config.num_channels))
-        truncated_normal_(self.queries)
+        nn.init.trunc_normal_(self.queries, std=0.02)
 
     def num_queries(self, inputs: Tensor) -> int:
         return self.queries.shape[0]

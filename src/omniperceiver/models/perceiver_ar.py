@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from omniperceiver.core.ar import ARCache, ARConfig, sequence_positions
 from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import Config, require, require_positive
-from omniperceiver.core.initialization import truncated_normal_
 from omniperceiver.models.pretrained import PretrainedModel
 
 
@@ -82,10 +81,10 @@ class PerceiverAR(PretrainedModel):
         self.config = c = config
         channels = c.ar.channels
         self.embedding = nn.Embedding(c.vocab_size, channels)
-        truncated_normal_(self.embedding.weight)
+        nn.init.normal_(self.embedding.weight, std=0.02)
         self.position = nn.Embedding(c.max_seq_len, channels) if c.absolute_positions else None
         if self.position is not None:
-            truncated_normal_(self.position.weight)
+            nn.init.normal_(self.position.weight, std=0.02)
         self.core = c.ar.build()
         self.output = nn.Linear(channels, c.vocab_size, bias=not c.tied_output)
         if c.tied_output:
