@@ -34,31 +34,30 @@ def selected_tasks(only: list[str] | None) -> list:
 
 
 def summary_table(runs: dict[int, list[DemoResult]]) -> str:
-    """Per task: each seed's result, mean, sample std, mean - 3 std (+ for errors), threshold and baseline."""
+    """Per task: the seeds it ran with, their results, mean, sample std, mean - 3 std (+ for errors), the
+    threshold (with how many seeds missed it) and the baseline."""
     by_task: dict[str, dict[int, DemoResult]] = defaultdict(dict)
-    for seed, results in runs.items():
+    for seed, results in sorted(runs.items()):
         for r in results:
             by_task[r.task][seed] = r
-    seeds = sorted(runs)
     lines = [
-        f"| task | metric | {' | '.join(f'seed {s}' for s in seeds)} | mean | std | mean ∓ 3 std | threshold "
-        "| baseline | train time |",
-        "|---|---|" + "---:|" * (len(seeds) + 6),
+        "| task | metric | seeds | results | mean | std | mean ∓ 3 std | threshold | baseline | train time |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for task, per_seed in by_task.items():
-        values = [per_seed[s].result for s in seeds]
-        first = per_seed[seeds[0]]
+        values = [r.result for r in per_seed.values()]
+        first = next(iter(per_seed.values()))
         mean = statistics.fmean(values)
         std = statistics.stdev(values) if len(values) > 1 else float("nan")
         bound = mean + 3 * std if first.lower_is_better else mean - 3 * std
         threshold = f"{'<=' if first.lower_is_better else '>='} {first.threshold:g}"
-        failed = sum(not per_seed[s].passed for s in seeds)
-        threshold += f" ({failed} of {len(seeds)} fail)" if failed else ""
+        failed = sum(not r.passed for r in per_seed.values())
+        threshold += f" ({failed} of {len(values)} fail)" if failed else ""
         threshold += " (reference)" if first.reference else ""
-        seconds = statistics.fmean(per_seed[s].train_seconds for s in seeds)
+        seconds = statistics.fmean(r.train_seconds for r in per_seed.values())
         lines.append(
-            f"| {task} | {first.metric} | {' | '.join(f'{v:.3f}' for v in values)} | {mean:.4f} | {std:.4f} "
-            f"| {bound:.3f} | {threshold} | {first.baseline:.3f} | {seconds:.0f} s |"
+            f"| {task} | {first.metric} | {', '.join(map(str, per_seed))} | {', '.join(f'{v:.4f}' for v in values)} "
+            f"| {mean:.4f} | {std:.4f} | {bound:.4f} | {threshold} | {first.baseline:.3f} | {seconds:.0f} s |"
         )
     return "\n".join(lines)
 
