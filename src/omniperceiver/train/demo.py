@@ -108,8 +108,8 @@ def run_demo(
     tasks: Sequence[DemoTask] = DEMO,
 ) -> list[DemoResult]:
     """Train the demo recipes (every one, or ``tasks``, which must include the ones they beat) into
-    ``output_dir``/RECIPE (replacing a run there), with ``overrides`` (``training.seed=1``) applied to each, and measure their
-    baselines; returns the results."""
+    ``output_dir``/RECIPE (replacing a run there), with ``overrides`` (``training.seed=1``) applied to each,
+    and measure their baselines; returns the results."""
     results: dict[str, DemoResult] = {}
     for demo in tasks:
         recipe = load_recipe(demo.recipe, [*(demo.quick if quick else ()), *overrides])
