@@ -115,7 +115,9 @@ def test_accumulated_batches_train_as_the_larger_batch(tmp_path, single_thread):
     torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-5, atol=1e-7)
     whole, accumulated = (_weights(run) for run in runs)
     compared = [name for name in whole if not name.endswith("key.bias")]  # rounding through Adam: see the DDP test
-    assert max((whole[name] - accumulated[name]).abs().max().item() for name in compared) < 1e-5  # 3.4e-6
+    # Adam turns float rounding of near-zero gradients into steps of up to the learning rate (1e-3): measured 3.4e-6
+    # and 1.4e-5 (decoder key weights) in two builds; stepping every small batch differs by about 1e-3
+    assert max((whole[name] - accumulated[name]).abs().max().item() for name in compared) < 1e-4
 
 
 def test_evaluate_reproduces_the_test_metrics_and_the_run_has_its_pictures(tmp_path, capsys):
