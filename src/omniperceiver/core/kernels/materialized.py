@@ -1,0 +1,31 @@
+"""Materialized attention: one q·kᵀ product, softmax over the whole (B, H, O, M) map, one product with v.
+
+Where a fused kernel is slow (the CPU's bf16 flash kernel, single-head attention over many keys on a GPU) the
+two plain GEMMs run closer to the matmul peak. It keeps the probabilities for backward, so the policy takes it
+for training only where the map is small. It is also the path that returns the probabilities.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def materialized_with_weights(
+    q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float
+) -> tuple[Tensor, Tensor]:
+    """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv): the output (B, H, O, dv)
+    and the probabilities (B, H, O, M). Scores are the products' dtype, softmax runs in fp32 or wider, and the
+    probabilities meet v in v's dtype (what bf16 autocast does with the reference's attention)."""
+    scores = (q * scale) @ k.transpose(-1, -2)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(v.dtype)
+    out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
+    return out, weights
+
+
+def materialized(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
+    """The output of :func:`materialized_with_weights`."""
+    return materialized_with_weights(q, k, v, mask=mask, dropout=dropout, scale=scale)[0]

@@ -1,0 +1,225 @@
+"""The compute policy: its choices from fake cost tables of both kinds of CPU (no timing here), its cache file,
+overrides, and every kernel's values against materialized attention."""
+
+import math
+
+import pytest
+import torch
+from fake_costs import FAST_BF16, SLOW_BF16
+
+from omniperceiver.core import attend, causal_mask, key_padding_mask
+from omniperceiver.core.kernels import KERNELS, AttentionCall, CostTable, Policy, use_policy
+from omniperceiver.core.kernels import policy as policy_module
+from omniperceiver.core.kernels.calibration import _fit
+
+
+def call(dtype="bf16", grad=False, bh=8, queries=512, keys=512, d=128, dv=128, mask="none", dropout=False):
+    return AttentionCall("cpu", dtype, grad, bh, queries, keys, d, dv, mask, dropout)
+
+
+VISION_LATENTS = dict(bh=8, queries=512, keys=512, d=128, dv=128)  # vision-perceiver-fourier, batch 1
+VISION_CROSS = dict(bh=1, queries=512, keys=50176, d=256, dv=256, mask="mask")  # (261 padded by the projection)
+LANGUAGE_LATENTS = dict(bh=8 * 8, queries=256, keys=256, d=32, dv=160)  # language-perceiver, batch 8
+
+
+@pytest.mark.parametrize(
+    ("table", "shape", "dtype", "grad", "kernel"),
+    [
+        # fast bf16 GEMMs: bf16 attention as two plain GEMMs, where the map is small enough for training
+        (FAST_BF16, VISION_LATENTS, "bf16", False, "materialized"),
+        (FAST_BF16, VISION_LATENTS, "bf16", True, "chunked"),  # the map is larger than q, k and v: not kept
+        (FAST_BF16, VISION_CROSS, "bf16", False, "materialized"),
+        (FAST_BF16, VISION_CROSS, "bf16", True, "materialized"),
+        (FAST_BF16, VISION_LATENTS, "fp32", False, "sdpa"),
+        # slow bf16 GEMMs: bf16 products on the fp32 units
+        (SLOW_BF16, VISION_LATENTS, "bf16", False, "sdpa-fp32"),
+        (SLOW_BF16, LANGUAGE_LATENTS, "bf16", True, "chunked-fp32"),
+        (SLOW_BF16, VISION_CROSS, "bf16", False, "chunked-fp32"),  # masked: not the fp32 flash kernel
+        (SLOW_BF16, VISION_LATENTS, "fp32", False, "sdpa"),
+        # no table: the documented default
+        (None, VISION_LATENTS, "bf16", False, "sdpa"),
+        (None, LANGUAGE_LATENTS, "bf16", True, "chunked"),
+        (None, LANGUAGE_LATENTS, "fp32", False, "chunked"),
+    ],
+)
+def test_the_cheapest_kernel_that_can_serve_is_picked(table, shape, dtype, grad, kernel):
+    choice = Policy(table).attention(call(dtype, grad, **shape))
+    assert choice.name == kernel, choice.reason
+
+
+def test_choices_say_why():
+    choice = Policy(FAST_BF16).attention(call("bf16", **VISION_LATENTS))
+    assert choice.reason.startswith("cheapest by the cost table: ") and "vs chunked " in choice.reason
+    assert "sdpa " in choice.reason and "sdpa-fp32 " in choice.reason
+    assert Policy().attention(call()).reason == "the default (no cost table)"
+
+
+def test_materialized_training_is_refused_where_its_probabilities_outweigh_q_k_and_v():
+    big = call("bf16", True, **VISION_LATENTS)  # (B·H, O, M) 8·512·512 probabilities, q, k, v 8·512·(128 + 256)
+    assert "probabilities" in KERNELS["materialized"].refuses(big)
+    assert KERNELS["materialized"].refuses(call("bf16", False, **VISION_LATENTS)) is None
+    assert KERNELS["materialized"].refuses(call("bf16", True, **VISION_CROSS)) is None
+
+
+def test_linear_units_follow_the_gemm_rates():
+    cpu = torch.device("cpu")
+    assert Policy(SLOW_BF16).linear(cpu).name == "fp32"
+    assert Policy(FAST_BF16).linear(cpu).name == "bf16"
+    assert Policy().linear(cpu).name == "bf16"
+    assert Policy(SLOW_BF16).linear(torch.device("meta")).name == "bf16"
+    assert Policy(FAST_BF16, linear_units="fp32").linear(cpu) == policy_module.Choice("fp32", "forced by the override")
+
+
+def test_an_override_forces_a_kernel_where_it_can_serve():
+    forced = Policy(FAST_BF16, attention_kernel="sdpa")
+    assert forced.attention(call("bf16", **VISION_LATENTS)).name == "sdpa"
+    choice = Policy(FAST_BF16, attention_kernel="chunked").attention(call("bf16", dropout=True, **VISION_LATENTS))
+    assert choice.name == "materialized" and "the override 'chunked' cannot serve it: no dropout" in choice.reason
+    with pytest.raises(ValueError, match=r"unknown attention kernel 'flash'; expected one of \['chunked'"):
+        Policy(attention_kernel="flash")
+
+
+def test_the_environment_sets_overrides_and_can_turn_calibration_off(monkeypatch):
+    monkeypatch.setenv("OMNIPERCEIVER_CALIBRATION", "off")
+    monkeypatch.setenv("OMNIPERCEIVER_ATTENTION", "materialized")
+    monkeypatch.setenv("OMNIPERCEIVER_LINEAR_UNITS", "fp32")
+    policy = policy_module.policy_from_environment(torch.device("cpu"))
+    assert policy.table is None and policy.attention_kernel == "materialized" and policy.linear_units == "fp32"
+    monkeypatch.setenv("OMNIPERCEIVER_CALIBRATION", "sometimes")
+    with pytest.raises(ValueError, match="OMNIPERCEIVER_CALIBRATION must be 'auto' or 'off', got 'sometimes'"):
+        policy_module.policy_from_environment(torch.device("cpu"))
+
+
+def test_the_same_table_gives_the_same_choices_after_a_round_trip_through_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kind = policy_module.device_kind(torch.device("cpu"))
+    table = CostTable(kind, torch.__version__, FAST_BF16.gemm_gflops, FAST_BF16.attention)
+    path = policy_module.save_table(table)
+    assert path.parent == tmp_path / "omniperceiver" and [p.name for p in path.parent.iterdir()] == [path.name]
+    loaded = policy_module.load_table(kind)
+    calls = [call(dtype, grad, **shape) for dtype in ("fp32", "bf16") for grad in (False, True)
+             for shape in (VISION_LATENTS, VISION_CROSS, LANGUAGE_LATENTS)]  # fmt: skip
+    assert [Policy(loaded).attention(c) for c in calls] == [Policy(table).attention(c) for c in calls]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "Expecting property name"),
+        ('{"version": 1, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {"fp32": -1},'
+         ' "attention": {}}', r"gemm_gflops.fp32 must be a finite number >= 0, got -1"),
+        ('{"version": 1, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {},'
+         ' "attention": {"__import__(\'os\')/bf16/fwd": [0, 0, 0]}}', "attention: bad key"),
+        ('{"version": 1, "device_kind": "other", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {}}',
+         "it is for other"),
+        ('["version", 1]', "expected an object with version 1"),
+    ],
+)  # fmt: skip
+def test_a_bad_cache_file_is_ignored_with_one_line(monkeypatch, tmp_path, content, message):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kind = policy_module.device_kind(torch.device("cpu"))
+    path = policy_module.cache_path(kind)
+    path.parent.mkdir(parents=True)
+    path.write_text(content.replace("KIND", kind).replace("TORCH", torch.__version__))
+    with pytest.warns(UserWarning, match=message) as warned:
+        assert policy_module.load_table(kind) is None
+    assert str(path) in str(warned[0].message) and "\n" not in str(warned[0].message)
+
+
+def test_rank_0_decides_for_every_rank(monkeypatch, tmp_path):
+    """Under torch.distributed the table comes from rank 0 (a process group of one here: the broadcast path)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("OMNIPERCEIVER_CALIBRATION", "auto")
+    kind = policy_module.device_kind(torch.device("cpu"))
+    policy_module.save_table(CostTable(kind, torch.__version__, SLOW_BF16.gemm_gflops, SLOW_BF16.attention))
+    store = torch.distributed.HashStore()
+    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        broadcast = []
+        original = torch.distributed.broadcast_object_list
+        monkeypatch.setattr(
+            torch.distributed, "broadcast_object_list", lambda o, src: broadcast.append(src) or original(o, src)
+        )
+        policy = policy_module.policy_from_environment(torch.device("cpu"))
+    finally:
+        torch.distributed.destroy_process_group()
+    assert broadcast == [0] and policy.table.gemm_gflops == SLOW_BF16.gemm_gflops
+
+
+def test_the_cost_model_fit_recovers_its_coefficients():
+    truth = (30e-6, 1 / 400, 2e-3)
+    calls = [call(bh=b, queries=o, keys=m, d=d, dv=dv) for b, o, m, d, dv in ((8, 64, 64, 32, 32),
+             (8, 128, 128, 128, 128), (8, 128, 128, 32, 160), (1, 128, 1024, 256, 256))]  # fmt: skip
+    points = [(c, truth[0] + truth[1] * c.product_gflop + truth[2] * c.mscores) for c in calls]
+    for fitted, want in zip(_fit(points), truth, strict=True):
+        assert math.isclose(fitted, want, rel_tol=1e-6)
+    no_overhead = [(c, truth[1] * c.product_gflop + truth[2] * c.mscores - 1e-5) for c in calls]
+    assert min(_fit(no_overhead)) >= 0  # a negative term is dropped, not kept
+
+
+def materialized(q, k, v, mask=None):
+    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+MASKS = {
+    "none": lambda: None,
+    "key padding": lambda: key_padding_mask(torch.arange(12) < torch.tensor([[12], [5], [0]]), 3, 12),
+    "causal": lambda: causal_mask(10, 12),
+}
+
+
+@pytest.mark.parametrize("mask_kind", list(MASKS))
+@pytest.mark.parametrize("widths", [(8, 8), (4, 12)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+def test_every_kernel_equals_materialized_attention(kernel, dtype, widths, mask_kind, single_thread):
+    """Values and gradients through ``attend`` with the kernel forced, against materialized attention in fp64
+    (bf16: of the bf16 values, to bf16's precision); a fully masked example gives zeros."""
+    torch.manual_seed(0)
+    d, dv = widths
+    q, k, v = (torch.randn(3, 2, n, w, dtype=dtype, requires_grad=True) for n, w in ((10, d), (12, d), (12, dv)))
+    mask = MASKS[mask_kind]()
+    policy = Policy(attention_kernel=kernel)
+    with use_policy(policy), policy.record() as calls:
+        out, _ = attend(q, k, v, mask=mask)
+    served = policy.attention(calls[0]).name == kernel
+    if not served:
+        assert KERNELS[kernel].refuses(calls[0]) is not None
+        pytest.skip(f"{kernel} cannot serve this call: {KERNELS[kernel].refuses(calls[0])}")
+    wide = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    visible = None if mask is None else mask.any(-1, keepdim=True)
+    expected = materialized(*wide, None if mask is None else mask | ~visible)
+    if visible is not None:
+        expected = expected * visible
+    tolerance = dict(atol=1e-12, rtol=1e-10) if dtype == torch.float64 else dict(atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(out.double(), expected, **tolerance)
+    grad_out = torch.randn_like(expected)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out.to(dtype))
+    for grad, want in zip(grads, torch.autograd.grad(expected, wide, grad_out), strict=True):
+        assert grad.dtype == dtype
+        torch.testing.assert_close(
+            grad.double(), want, **(tolerance if dtype == torch.float64 else dict(atol=5e-2, rtol=5e-2))
+        )
+
+
+def test_info_lists_the_policy_of_each_attention(capsys, monkeypatch, tmp_path):
+    from omniperceiver import zoo
+    from omniperceiver.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    zoo.create("language-perceiver", reduced=True).save_pretrained(tmp_path / "model")
+    assert main(["info", str(tmp_path / "model"), "--compute"]) == 0
+    out = capsys.readouterr().out
+    assert "compute policy: the default policy (no cost table)" in out
+    assert "  encoder.cross_attentions.0.attention: BH=4 O=16 M=48 d=8 dv=16 mask=none\n" in out
+    assert "    bf16 train  chunked       the default (no cost table)\n" in out
+    kind = policy_module.device_kind(torch.device("cpu"))
+    policy_module.save_table(CostTable(kind, torch.__version__, SLOW_BF16.gemm_gflops, SLOW_BF16.attention))
+    monkeypatch.setenv("OMNIPERCEIVER_CALIBRATION", "auto")
+    assert main(["info", str(tmp_path / "model"), "--compute"]) == 0
+    out = capsys.readouterr().out
+    assert "cost table of cpu:" in out and "Linear under bf16 autocast: fp32 units" in out
+    assert "    bf16 train  " in out and "  cheapest by the cost table: " in out
