@@ -223,3 +223,30 @@ def test_info_lists_the_policy_of_each_attention(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert "cost table of cpu:" in out and "Linear under bf16 autocast: fp32 units" in out
     assert "    bf16 train  " in out and "  cheapest by the cost table: " in out
+
+
+def test_a_model_config_forces_the_kernel_of_every_attention(single_thread):
+    import dataclasses
+
+    from omniperceiver import PerceiverIOConfig, zoo
+
+    model = zoo.create("vision-perceiver-fourier", reduced=True).eval()
+    config = dataclasses.replace(model.config, attention_kernel="materialized")
+    assert PerceiverIOConfig.from_json(config.to_json()) == config
+    forced = config.build().eval()
+    forced.load_state_dict(model.state_dict())
+    policy = Policy(FAST_BF16, attention_kernel="sdpa")  # the environment's override yields to the config's
+    images = torch.randn(1, 3, 16, 16)
+
+    def operators(model):
+        with use_policy(policy), torch.no_grad(), torch.profiler.profile() as profile:
+            out = model(images)
+        return {event.key for event in profile.key_averages()}, out
+
+    ran, out = operators(forced)
+    assert "aten::_softmax" in ran and "aten::_scaled_dot_product_flash_attention_for_cpu" not in ran
+    ran, expected = operators(model)
+    assert "aten::_softmax" not in ran and "aten::_scaled_dot_product_flash_attention_for_cpu" in ran
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"attention_kernel.*'flash'.*one of \['chunked'"):
+        dataclasses.replace(model.config, attention_kernel="flash")

@@ -102,10 +102,10 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
     print(f"compute policy: {policy.describe()}")
     linear = policy.linear(cpu)
     print(f"  Linear under bf16 autocast: {linear.name} units ({linear.reason})")
-    names: list[str] = []
+    names: list[tuple[str, str | None]] = []  # each attention's name and its forced kernel
     for name, module in model.named_modules():
         if isinstance(module, MultiHeadAttention):
-            module.register_forward_pre_hook(lambda _module, _args, name=name: names.append(name))
+            module.register_forward_pre_hook(lambda module, _args, name=name: names.append((name, module.kernel)))
     with use_policy(policy), policy.record() as calls, torch.no_grad():
         if isinstance(model, omniperceiver.PerceiverAR):
             model(torch.zeros(1, model.config.max_seq_len, dtype=torch.long))
@@ -117,7 +117,7 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
             model.decoder(model.encoder(elements), elements)
     print(f"  attention at batch 1 on {inputs or model.config.max_seq_len} inputs (B·H grows with the batch):")
     shown: set[tuple[str, AttentionCall]] = set()
-    for name, call in zip(names, calls, strict=True):
+    for (name, forced), call in zip(names, calls, strict=True):
         if (name, call) in shown:
             continue
         shown.add((name, call))
@@ -125,7 +125,7 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
         for dtype in ("fp32", "bf16"):
             for grad in (False, True):
                 variant = dataclasses.replace(call, dtype=dtype, grad=grad)
-                choice = policy.attention(variant)
+                choice = policy.attention(variant, forced=forced)
                 print(f"    {dtype} {'train' if grad else 'fwd  '}  {choice.name:<12}  {choice.reason}")
 
 

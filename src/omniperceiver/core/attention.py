@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.kernels.materialized import materialized_with_weights
-from omniperceiver.core.kernels.policy import AttentionCall, active_policy, traceable_kernel
+from omniperceiver.core.kernels.policy import KERNELS, AttentionCall, active_policy, traceable_kernel
 from omniperceiver.core.kv_cache import KVCache
 from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import RotaryPositionEmbedding
@@ -53,6 +53,7 @@ def attend(
     mask: Tensor | None = None,
     dropout: float = 0.0,
     need_weights: bool = False,
+    kernel: str | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Scaled dot-product attention of q (B, H, O, d) over k (B, H, M, d) and v (B, H, M, dv).
 
@@ -61,7 +62,8 @@ def attend(
 
     Returns the output (B, H, O, dv) and, only when ``need_weights`` is set, the attention probabilities
     (B, H, O, M). Unless they are asked for, the probabilities are never returned, and the compute policy picks
-    the kernel (under ``torch.compile``, a traceable choice from the shapes alone).
+    the kernel (under ``torch.compile``, a traceable choice from the shapes alone); ``kernel`` names one to
+    force where it can serve (:data:`~omniperceiver.core.kernels.policy.KERNELS`).
     """
     visible = None
     if mask is not None:
@@ -74,10 +76,11 @@ def attend(
             out, weights = out * visible, weights * visible
         return out, weights
     if torch.compiler.is_compiling():
-        kernel = traceable_kernel(q, k, v, dropout=dropout)
+        run = traceable_kernel(q, k, v, dropout=dropout).run
     else:
-        kernel = active_policy(q.device).kernel(AttentionCall.of(q, k, v, mask=mask, dropout=dropout))
-    out = kernel.run(q, k, v, mask=mask, dropout=dropout, scale=scale)
+        call = AttentionCall.of(q, k, v, mask=mask, dropout=dropout)
+        run = active_policy(q.device).kernel(call, forced=kernel).run
+    out = run(q, k, v, mask=mask, dropout=dropout, scale=scale)
     if visible is not None:
         out = out * visible
     return out, None
@@ -115,6 +118,7 @@ class MultiHeadAttention(nn.Module):
         self.num_heads = num_heads
         self.dropout = dropout
         self.rotary = rotary
+        self.kernel: str | None = None  # forced by the model's config (attention_kernel), see force_kernel
         self.query = Linear(query_channels, qk_channels)
         self.key = Linear(kv_channels, qk_channels)
         self.value = Linear(kv_channels, v_channels)
@@ -153,7 +157,22 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.extend(k, v)
         out, weights = attend(
-            q, k, v, mask=mask, dropout=self.dropout if self.training else 0.0, need_weights=need_weights
+            q,
+            k,
+            v,
+            mask=mask,
+            dropout=self.dropout if self.training else 0.0,
+            need_weights=need_weights,
+            kernel=self.kernel,
         )
         out = out.transpose(1, 2).flatten(2)
         return self.output(out), weights
+
+
+def force_kernel(model: nn.Module, kernel: str | None) -> None:
+    """Make every attention of ``model`` run ``kernel`` where it can serve (None: as the policy picks)."""
+    if kernel is not None and kernel not in KERNELS:
+        raise ValueError(f"unknown attention kernel {kernel!r}; expected one of {sorted(KERNELS)}")
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.kernel = kernel

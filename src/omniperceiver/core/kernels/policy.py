@@ -18,8 +18,9 @@ Decided once per call class, visibly, from a cost table:
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
   only where the probabilities are asked for, the chunked kernel on the CPU for q/k and v heads of different
   widths without dropout, SDPA for everything else; Linear layers as autocast makes them.
-* **overrides** force a kernel where it can serve: ``OMNIPERCEIVER_ATTENTION`` (a kernel name) and
-  ``OMNIPERCEIVER_LINEAR_UNITS`` (``bf16`` or ``fp32``), or the ``attention_kernel`` of :class:`Policy`.
+* **overrides** force a kernel where it can serve: a model config's ``attention_kernel`` (every attention of
+  that model), else ``OMNIPERCEIVER_ATTENTION`` (a kernel name; or the ``attention_kernel`` of :class:`Policy`);
+  ``OMNIPERCEIVER_LINEAR_UNITS`` (``bf16`` or ``fp32``) forces the units of Linear layers.
   ``OMNIPERCEIVER_CALIBRATION=off`` keeps the default (no timing, no cache).
 * under ``torch.compile`` the choice is a plain function of the shapes (:func:`traceable_kernel`): SDPA, or
   the chunked kernel where it serves by default; no fp32-units paths.
@@ -268,7 +269,7 @@ class Policy:
         if linear_units not in (None, "bf16", "fp32"):
             raise ValueError(f"linear units must be 'bf16' or 'fp32', got {linear_units!r}")
         self.table, self.attention_kernel, self.linear_units = table, attention_kernel, linear_units
-        self._choices: dict[AttentionCall, tuple[Kernel, Choice]] = {}
+        self._choices: dict[tuple[AttentionCall, str | None], tuple[Kernel, Choice]] = {}
         self._linear: dict[str, Choice] = {}
         self._recording: list[AttentionCall] | None = None
 
@@ -281,24 +282,25 @@ class Policy:
         finally:
             self._recording = None
 
-    def attention(self, call: AttentionCall) -> Choice:
-        """The kernel for ``call`` and why."""
-        return self._decide(call)[1]
+    def attention(self, call: AttentionCall, *, forced: str | None = None) -> Choice:
+        """The kernel for ``call`` and why; ``forced`` (a module's ``attention_kernel``) overrides the policy's
+        own override where it can serve."""
+        return self._decide(call, forced)[1]
 
-    def kernel(self, call: AttentionCall) -> Kernel:
+    def kernel(self, call: AttentionCall, *, forced: str | None = None) -> Kernel:
         """The kernel to run for ``call`` (remembered: the hot path is one lookup)."""
         if self._recording is not None:
             self._recording.append(call)
-        return self._decide(call)[0]
+        return self._decide(call, forced)[0]
 
-    def _decide(self, call: AttentionCall) -> tuple[Kernel, Choice]:
-        if call not in self._choices:
-            choice = self._choose(call)
-            self._choices[call] = KERNELS[choice.name], choice
-        return self._choices[call]
+    def _decide(self, call: AttentionCall, forced: str | None) -> tuple[Kernel, Choice]:
+        key = call, forced
+        if key not in self._choices:
+            choice = self._choose(call, forced or self.attention_kernel)
+            self._choices[key] = KERNELS[choice.name], choice
+        return self._choices[key]
 
-    def _choose(self, call: AttentionCall) -> Choice:
-        forced = self.attention_kernel
+    def _choose(self, call: AttentionCall, forced: str | None) -> Choice:
         if forced is not None:
             refused = KERNELS[forced].refuses(call)
             if refused is None:
