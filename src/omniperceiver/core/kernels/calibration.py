@@ -1,7 +1,7 @@
 """Measure a device's costs for the compute policy: a few seconds, a small fixed set of shapes.
 
 For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and each attention kernel's time on
-:data:`SHAPES` (forward, and forward+backward), median of a few runs; per kernel, dtype and pass, the three
+:data:`SHAPES` (forward, and forward+backward), the least of a few runs; per kernel, dtype and pass, the three
 coefficients of the policy's cost model (per call, per product GFLOP, per million scores) are fitted by least
 squares (kept >= 0). The shapes span what a Perceiver runs: narrow and wide heads, square latent maps, one head
 over many keys, so that the model interpolates between them.
@@ -9,7 +9,6 @@ over many keys, so that the model interpolates between them.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -22,7 +21,8 @@ RUNS = 3
 
 
 def _seconds(step, device: torch.device, runs: int = RUNS) -> float:
-    """Median seconds of ``step`` after one warm-up run."""
+    """Least seconds of ``step`` in ``runs`` after one warm-up run (the run least disturbed by other processes
+    on shared cores)."""
 
     def timed() -> float:
         start = time.perf_counter()
@@ -32,7 +32,7 @@ def _seconds(step, device: torch.device, runs: int = RUNS) -> float:
         return time.perf_counter() - start
 
     timed()
-    return statistics.median(timed() for _ in range(runs))
+    return min(timed() for _ in range(runs))
 
 
 def gemm_gflops(device: torch.device, dtype: torch.dtype) -> float:

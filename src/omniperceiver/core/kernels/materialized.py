@@ -7,6 +7,8 @@ for training only where the map is small. It is also the path that returns the p
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -16,13 +18,16 @@ def materialized_with_weights(
     q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float
 ) -> tuple[Tensor, Tensor]:
     """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv): the output (B, H, O, dv)
-    and the probabilities (B, H, O, M). Scores are the products' dtype, softmax runs in fp32 or wider, and the
-    probabilities meet v in v's dtype (what bf16 autocast does with the reference's attention)."""
-    scores = (q * scale) @ k.transpose(-1, -2)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(v.dtype)
-    out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
+    and the probabilities (B, H, O, M). For q, k, v of one dtype everything stays in it (autocast off: no fp32
+    copy of the map); softmax accumulates in fp32 or wider all the same, and rounds its result to the dtype once
+    (as bf16 autocast does with the reference's attention, which then rounds the fp32 probabilities for v)."""
+    one_dtype = q.dtype == k.dtype == v.dtype
+    with torch.autocast(q.device.type, enabled=False) if one_dtype else contextlib.nullcontext():
+        scores = (q * scale) @ k.transpose(-1, -2)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
     return out, weights
 
 
