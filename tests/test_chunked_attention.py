@@ -44,7 +44,7 @@ def test_values_and_gradients_equal_the_materialized_softmax(block_values, mask_
         torch.testing.assert_close(grad, want, atol=1e-12, rtol=1e-10)
 
 
-def test_second_order_gradients_are_exact():
+def test_second_order_gradients_are_exact(single_thread):
     q, k, v = inputs()
     mask = causal_mask(10, 12)
 
