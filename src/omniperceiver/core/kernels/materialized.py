@@ -23,12 +23,24 @@ def materialized_with_weights(
     (as bf16 autocast does with the reference's attention, which then rounds the fp32 probabilities for v)."""
     one_dtype = q.dtype == k.dtype == v.dtype
     with torch.autocast(q.device.type, enabled=False) if one_dtype else contextlib.nullcontext():
-        scores = (q * scale) @ k.transpose(-1, -2)
+        scores = _products(q * scale, k, transpose_b=True)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = scores.softmax(dim=-1)
-        out = F.dropout(weights, p=dropout, training=dropout > 0) @ v
+        out = _products(F.dropout(weights, p=dropout, training=dropout > 0), v)
     return out, weights
+
+
+def _products(a: Tensor, b: Tensor, *, transpose_b: bool = False) -> Tensor:
+    """a @ b (or a @ bᵀ) for (..., n, k) and (..., k, m) (or (..., m, k)): one torch.bmm over the flattened
+    leading dimensions where they agree, with b's rows flattened before it is transposed, so that bmm reads a
+    transposed operand in place (given a transposed 4-D view it copies it: 2.6x the time of (1, 1, 512, 256) x
+    (1, 1, 256, 50,176) in bf16 on the CPU); else matmul (broadcast dimensions, mixed dtypes)."""
+    if a.dim() < 3 or a.shape[:-2] != b.shape[:-2] or a.dtype != b.dtype:
+        return a @ (b.transpose(-1, -2) if transpose_b else b)
+    b3 = b.reshape(-1, *b.shape[-2:])
+    out = torch.bmm(a.reshape(-1, *a.shape[-2:]), b3.transpose(1, 2) if transpose_b else b3)
+    return out.view(*a.shape[:-1], out.shape[-1])
 
 
 def materialized(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
