@@ -1,6 +1,7 @@
 """The compute policy: its choices from fake cost tables of both kinds of CPU (no timing here), its cache file,
 overrides, and every kernel's values against materialized attention."""
 
+import json
 import math
 
 import pytest
@@ -126,24 +127,32 @@ def test_a_bad_cache_file_is_ignored_with_one_line(monkeypatch, tmp_path, conten
     assert str(path) in str(warned[0].message) and "\n" not in str(warned[0].message)
 
 
-def test_rank_0_decides_for_every_rank(monkeypatch, tmp_path):
-    """Under torch.distributed the table comes from rank 0 (a process group of one here: the broadcast path)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setenv("OMNIPERCEIVER_CALIBRATION", "auto")
-    kind = policy_module.device_kind(torch.device("cpu"))
-    policy_module.save_table(CostTable(kind, torch.__version__, SLOW_BF16.gemm_gflops, SLOW_BF16.attention))
-    store = torch.distributed.HashStore()
-    torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+def _rank_policy(rank: int, init: str, caches: list[str], results: str) -> None:
+    """One rank of test_rank_0_decides_for_every_rank: its own cache folder, its policy's GEMM rates written out."""
+    import os
+
+    os.environ.update(XDG_CACHE_HOME=caches[rank], OMNIPERCEIVER_CALIBRATION="auto")
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:
-        broadcast = []
-        original = torch.distributed.broadcast_object_list
-        monkeypatch.setattr(
-            torch.distributed, "broadcast_object_list", lambda o, src: broadcast.append(src) or original(o, src)
-        )
-        policy = policy_module.policy_from_environment(torch.device("cpu"))
+        table = policy_module.policy_from_environment(torch.device("cpu")).table
     finally:
         torch.distributed.destroy_process_group()
-    assert broadcast == [0] and policy.table.gemm_gflops == SLOW_BF16.gemm_gflops
+    with open(f"{results}/{rank}.json", "w") as file:
+        json.dump(table.gemm_gflops, file)
+
+
+def test_rank_0_decides_for_every_rank(monkeypatch, tmp_path):
+    """Rank 0 reads its cached table and broadcasts it; rank 1, whose cache folder is empty, takes it (and
+    neither calibrates: rank 1 would time its own kernels without the broadcast)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "rank0"))
+    kind = policy_module.device_kind(torch.device("cpu"))
+    policy_module.save_table(CostTable(kind, torch.__version__, SLOW_BF16.gemm_gflops, SLOW_BF16.attention))
+    caches = [str(tmp_path / "rank0"), str(tmp_path / "rank1")]
+    init = f"file://{tmp_path / 'rendezvous'}"
+    torch.multiprocessing.spawn(_rank_policy, args=(init, caches, str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == SLOW_BF16.gemm_gflops
+    assert not (tmp_path / "rank1").exists()
 
 
 def test_the_cost_model_fit_recovers_its_coefficients():
