@@ -3,8 +3,9 @@
 For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and each attention kernel's time on
 :data:`SHAPES` (forward, and forward+backward), the least of a few runs; per kernel, dtype and pass, the three
 coefficients of the policy's cost model (per call, per product GFLOP, per million scores) are fitted by least
-squares (kept >= 0). The shapes span what a Perceiver runs: narrow and wide heads, square latent maps, one head
-over many keys, so that the model interpolates between them.
+squares (kept >= 0); a kernel whose fit misses a measurement by more than 1.5x is left out of the table (the
+policy then does not consider it). The shapes span what a Perceiver runs: narrow and wide heads, square latent
+maps, one head over many keys, so that the model interpolates between them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, Co
 # (B·H, O, M, d, dv): small latents; latent self-attention; narrow q/k and wide v; one head over many keys
 SHAPES = ((8, 64, 64, 32, 32), (8, 128, 128, 128, 128), (8, 128, 128, 32, 160), (1, 128, 1024, 256, 256))
 RUNS = 3
+FIT_TOLERANCE = 1.5  # a kernel whose cost model misses a measurement by more than this factor is left out
 
 
 def _seconds(step, device: torch.device, runs: int = RUNS) -> float:
@@ -57,19 +59,24 @@ def _attention_step(kernel: str, shape: tuple[int, ...], dtype: torch.dtype, dev
     return step
 
 
-def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float]:
-    """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds."""
+def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float] | None:
+    """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds; None where
+    that model misses a measurement by more than ``FIT_TOLERANCE`` (noise, e.g. other processes on the cores)."""
     features = torch.tensor([[1.0, c.product_gflop, c.mscores] for c, _ in points], dtype=torch.float64)
     seconds = torch.tensor([[s] for _, s in points], dtype=torch.float64)
     active = [0, 1, 2]
-    while True:  # drop a negative coefficient and refit without it (nonnegative least squares, three terms)
+    while active:  # drop a negative coefficient and refit without it (nonnegative least squares, three terms)
         solution = torch.linalg.lstsq(features[:, active], seconds).solution.flatten().tolist()
         if min(solution) >= 0:
             break
         active.pop(solution.index(min(solution)))
     coefficients = [0.0, 0.0, 0.0]
     for index, value in zip(active, solution, strict=True):
-        coefficients[index] = value
+        coefficients[index] = max(value, 0.0)
+    predicted = (features @ torch.tensor(coefficients, dtype=torch.float64)).tolist()
+    measured = [seconds for _, seconds in points]
+    if any(not m / FIT_TOLERANCE <= p <= m * FIT_TOLERANCE for p, m in zip(predicted, measured, strict=True)):
+        return None
     return coefficients[0], coefficients[1], coefficients[2]
 
 
@@ -97,6 +104,6 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                         with torch.set_grad_enabled(mode == "train"):
                             step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
                             points.append((call, _seconds(step, device)))
-                    if len(points) == len(served) >= 3:
-                        attention[f"{kernel.name}/{name}/{mode}"] = _fit(points)
+                    if len(points) == len(served) >= 3 and (terms := _fit(points)) is not None:
+                        attention[f"{kernel.name}/{name}/{mode}"] = terms
     return CostTable(device_kind(device), torch.__version__, rates, attention)
