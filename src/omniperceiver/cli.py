@@ -121,7 +121,7 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
         if (name, call) in shown:
             continue
         shown.add((name, call))
-        print(f"  {name}: {call.describe().partition(' train')[0].partition(' fwd ')[2]}")
+        print(f"  {name}: {call.shapes()}")
         for dtype in ("fp32", "bf16"):
             for grad in (False, True):
                 variant = dataclasses.replace(call, dtype=dtype, grad=grad)

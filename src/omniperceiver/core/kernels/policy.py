@@ -50,7 +50,7 @@ from torch import Tensor
 
 from omniperceiver.core.kernels.chunked import chunked_attention
 from omniperceiver.core.kernels.materialized import materialized
-from omniperceiver.core.kernels.sdpa import sdpa, sdpa_on_fp32_units
+from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
@@ -99,25 +99,20 @@ class AttentionCall:
 
     def padded(self) -> AttentionCall:
         """The call that SDPA runs after :func:`~omniperceiver.core.kernels.sdpa.pad_head_channels`."""
-        if self.device == "cuda":
-            return dataclasses.replace(
-                self, qk_width=self.qk_width + -self.qk_width % 8, v_width=self.v_width + -self.v_width % 8
-            )
-        if self.device == "cpu":
-            return dataclasses.replace(
-                self, qk_width=max(self.qk_width, self.v_width), v_width=max(self.qk_width, self.v_width)
-            )
-        return self
+        d, dv = padded_widths(self.device, self.qk_width, self.v_width)
+        return dataclasses.replace(self, qk_width=d, v_width=dv)
 
     @property
     def mscores(self) -> float:
         return self.batch_heads * self.queries * self.keys / 1e6
 
+    def shapes(self) -> str:
+        """B·H, O, M, the head widths, mask and dropout, e.g. "BH=8 O=512 M=512 d=128 dv=128 mask=none"."""
+        text = f"BH={self.batch_heads} O={self.queries} M={self.keys} d={self.qk_width} dv={self.v_width}"
+        return f"{text} mask={self.mask}" + (" dropout" if self.dropout else "")
+
     def describe(self) -> str:
-        return (
-            f"{self.device} {self.dtype} {'train' if self.grad else 'fwd'} BH={self.batch_heads} O={self.queries} "
-            f"M={self.keys} d={self.qk_width} dv={self.v_width} mask={self.mask}" + (" dropout" if self.dropout else "")
-        )
+        return f"{self.device} {self.dtype} {'train' if self.grad else 'fwd'} {self.shapes()}"
 
 
 Run = Callable[..., Tensor]  # (q, k, v, *, mask, dropout, scale) -> (B, H, O, dv)

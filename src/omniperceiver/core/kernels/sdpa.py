@@ -9,6 +9,15 @@ from torch import Tensor
 from omniperceiver.core.kernels.fp32_units import FlashOnFp32Units
 
 
+def padded_widths(device_type: str, d: int, dv: int) -> tuple[int, int]:
+    """The q/k (d) and v (dv) head widths that :func:`pad_head_channels` pads to on ``device_type``."""
+    if device_type == "cuda":
+        return d + -d % 8, dv + -dv % 8
+    if device_type == "cpu":
+        return max(d, dv), max(d, dv)
+    return d, dv
+
+
 def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Zero-pad head channels so that SDPA can run a fused kernel instead of its math kernel, which
     materializes the (B, H, O, M) probabilities: on CUDA to multiples of 8 (aligned channels); on the CPU,
@@ -17,11 +26,7 @@ def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, 
     Zero channels add nothing to q·k, and the extra output channels that v's padding produces are cut off by
     the caller (who keeps the 1/sqrt(d) scale of the unpadded width).
     """
-    d, dv = q.shape[-1], v.shape[-1]
-    if q.is_cuda:
-        d, dv = d + -d % 8, dv + -dv % 8
-    elif q.device.type == "cpu":
-        d = dv = max(d, dv)
+    d, dv = padded_widths(q.device.type, q.shape[-1], v.shape[-1])
     if d > q.shape[-1]:
         q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
     if dv > v.shape[-1]:
