@@ -59,6 +59,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, 
 PASSES = ("fwd", "train")
 
 
+def _plain(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """4-D, one dtype, no broadcast batch or head dimensions (what the chunked kernel takes)."""
+    return q.dim() == 4 and q.dtype == k.dtype == v.dtype and q.shape[:2] == k.shape[:2] == v.shape[:2]
+
+
 @dataclasses.dataclass(frozen=True)
 class AttentionCall:
     """What the kernel choice depends on, for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv)."""
@@ -78,7 +83,6 @@ class AttentionCall:
     @classmethod
     def of(cls, q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float) -> AttentionCall:
         names = {dtype: name for name, dtype in DTYPES.items()}
-        plain = q.dim() == 4 and q.dtype == k.dtype == v.dtype and q.shape[:2] == k.shape[:2] == v.shape[:2]
         return cls(
             device=q.device.type,
             dtype=names.get(q.dtype, str(q.dtype)) if q.dtype == k.dtype == v.dtype else "mixed",
@@ -90,7 +94,7 @@ class AttentionCall:
             v_width=v.shape[-1],
             mask="none" if mask is None else "mask",
             dropout=dropout > 0,
-            plain=plain,
+            plain=_plain(q, k, v),
         )
 
     @property
@@ -183,9 +187,8 @@ def default_kernel(call: AttentionCall) -> str:
 
 def traceable_kernel(q: Tensor, k: Tensor, v: Tensor, *, dropout: float) -> Kernel:
     """The choice under ``torch.compile``: the default, from the shapes alone (no table, no fp32 units)."""
-    plain = q.dim() == 4 and q.dtype == k.dtype == v.dtype and q.shape[:2] == k.shape[:2] == v.shape[:2]
     unequal_on_cpu = q.device.type == "cpu" and q.shape[-1] != v.shape[-1]
-    return KERNELS["chunked" if unequal_on_cpu and plain and not dropout else "sdpa"]
+    return KERNELS["chunked" if unequal_on_cpu and _plain(q, k, v) and not dropout else "sdpa"]
 
 
 @dataclasses.dataclass(frozen=True)
