@@ -55,11 +55,14 @@ def test_choices_say_why():
     assert Policy().attention(call()).reason == "the default (no cost table)"
 
 
-def test_materialized_training_is_refused_where_its_probabilities_outweigh_q_k_and_v():
+def test_materialized_is_refused_where_its_map_would_outweigh_q_k_and_v():
     big = call("bf16", True, **VISION_LATENTS)  # (B·H, O, M) 8·512·512 probabilities, q, k, v 8·512·(128 + 256)
     assert "probabilities" in KERNELS["materialized"].refuses(big)
     assert KERNELS["materialized"].refuses(call("bf16", False, **VISION_LATENTS)) is None
     assert KERNELS["materialized"].refuses(call("bf16", True, **VISION_CROSS)) is None
+    batch_8 = call("bf16", False, **{**VISION_CROSS, "bh": 8})  # 8·512·50,176 scores: chunked bounds the memory
+    assert "maps of at most 33,554,432 scores" in KERNELS["materialized"].refuses(batch_8)
+    assert Policy(FAST_BF16).attention(batch_8).name == "chunked"
 
 
 def test_linear_units_follow_the_gemm_rates():

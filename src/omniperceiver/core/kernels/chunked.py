@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from omniperceiver.core.kernels.materialized import batched_products
+
 # Blocks of the map hold at most this many values by default (16 MiB in fp32); backward holds about three at
 # once. A block is several whole examples (B) where one example's map fits, else blocks of one example's query
 # rows (O).
@@ -63,7 +65,7 @@ def _accumulate(total: Tensor | None, part: Tensor) -> Tensor:
 
 def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in fp32 or wider: (B, H, o, M)."""
-    scores = _wide(q_scaled @ k.transpose(-1, -2))
+    scores = _wide(batched_products(q_scaled, k, transpose_b=True))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1)
@@ -81,7 +83,7 @@ def _forward(
         rows_out = []
         for rows in row_blocks:
             probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
-            rows_out.append(probs.to(v.dtype) @ values)
+            rows_out.append(batched_products(probs.to(v.dtype), values))
         out.append(_cat(rows_out, dim=-2))
     return _cat(out, dim=0).to(dtype)
 

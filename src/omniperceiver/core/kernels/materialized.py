@@ -23,15 +23,15 @@ def materialized_with_weights(
     (as bf16 autocast does with the reference's attention, which then rounds the fp32 probabilities for v)."""
     one_dtype = q.dtype == k.dtype == v.dtype
     with torch.autocast(q.device.type, enabled=False) if one_dtype else contextlib.nullcontext():
-        scores = _products(q * scale, k, transpose_b=True)
+        scores = batched_products(q * scale, k, transpose_b=True)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = scores.softmax(dim=-1)
-        out = _products(F.dropout(weights, p=dropout, training=dropout > 0), v)
+        out = batched_products(F.dropout(weights, p=dropout, training=dropout > 0), v)
     return out, weights
 
 
-def _products(a: Tensor, b: Tensor, *, transpose_b: bool = False) -> Tensor:
+def batched_products(a: Tensor, b: Tensor, *, transpose_b: bool = False) -> Tensor:
     """a @ b (or a @ bᵀ) for (..., n, k) and (..., k, m) (or (..., m, k)): one torch.bmm over the flattened
     leading dimensions where they agree, with b's rows flattened before it is transposed, so that bmm reads a
     transposed operand in place (given a transposed 4-D view it copies it: 2.6x the time of (1, 1, 512, 256) x

@@ -5,8 +5,9 @@ Decided once per call class, visibly, from a cost table:
 * an **attention call class** (:class:`AttentionCall`) is what the choice depends on: device, dtype, grad or
   not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
   (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
-  cheapest runs. With autograd, materialized attention serves only maps no larger than q, k and v together
-  (it keeps the probabilities for backward; the memory of training stays that of the fused kernels).
+  cheapest runs. Materialized attention serves maps of at most ``MAX_MAP_VALUES`` scores, and with autograd
+  only maps no larger than q, k and v together (it keeps the probabilities for backward): memory stays of the
+  order of the fused kernels'.
 * the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
   each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
@@ -53,6 +54,7 @@ from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
+MAX_MAP_VALUES = 1 << 25  # the largest map materialized attention takes (128 MiB in fp32; twice that at once)
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
 TABLE_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
@@ -155,8 +157,11 @@ def _refuses_flash_fp32(call: AttentionCall) -> str | None:
 
 def _refuses_materialized(call: AttentionCall) -> str | None:
     kept = call.batch_heads * (call.queries * call.qk_width + call.keys * (call.qk_width + call.v_width))
-    if call.grad and call.batch_heads * call.queries * call.keys > kept:
+    scores = call.batch_heads * call.queries * call.keys
+    if call.grad and scores > kept:
         return "with autograd only where its probabilities are no larger than q, k and v"
+    if scores > MAX_MAP_VALUES:
+        return f"maps of at most {MAX_MAP_VALUES:,} scores only"
     return None
 
 
