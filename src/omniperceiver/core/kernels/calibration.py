@@ -85,7 +85,10 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
     are left out of the table, and the policy then does not consider them)."""
     deadline = time.perf_counter() + budget_s
     attention: dict[str, tuple[float, float, float]] = {}
-    with torch.inference_mode(False), torch.autocast(device.type, enabled=False):
+    # (on first use it runs inside a model's forward pass: outside its inference mode, autocast and saved-tensor
+    # hooks, such as activation checkpointing's)
+    keep = torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, lambda tensor: tensor)
+    with torch.inference_mode(False), torch.autocast(device.type, enabled=False), keep:
         rates = {name: gemm_gflops(device, DTYPES[name]) for name in dtypes}
         for mode in ("fwd", "train"):
             for name in dtypes:
