@@ -116,16 +116,17 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
             elements = torch.zeros(1, inputs, model.input_adapter.num_channels)
             model.decoder(model.encoder(elements), elements)
     print(f"  attention at batch 1 on {inputs or model.config.max_seq_len} inputs (B·H grows with the batch):")
-    shown: set[tuple[str, AttentionCall]] = set()
+    modules: dict[tuple[AttentionCall, str | None], list[str]] = {}  # each call class and the attentions making it
     for (name, forced), call in zip(names, calls, strict=True):
-        if (name, call) in shown:
-            continue
-        shown.add((name, call))
-        print(f"  {name}: {call.shapes()}")
+        named = modules.setdefault((call, forced), [])
+        if name not in named:
+            named.append(name)
+    for (call, forced), named in modules.items():
+        more = f" (and {len(named) - 1} more with this call)" if len(named) > 1 else ""
+        print(f"  {named[0]}{more}: {call.shapes()}")
         for dtype in ("fp32", "bf16"):
             for grad in (False, True):
-                variant = dataclasses.replace(call, dtype=dtype, grad=grad)
-                choice = policy.attention(variant, forced=forced)
+                choice = policy.attention(dataclasses.replace(call, dtype=dtype, grad=grad), forced=forced)
                 print(f"    {dtype} {'train' if grad else 'fwd  '}  {choice.name:<12}  {choice.reason}")
 
 
