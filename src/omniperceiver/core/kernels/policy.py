@@ -56,6 +56,7 @@ from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_un
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
 MAX_MAP_VALUES = 1 << 25  # the largest map materialized attention takes (128 MiB in fp32; twice that at once)
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
+MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 TABLE_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 PASSES = ("fwd", "train")
@@ -299,6 +300,8 @@ class Policy:
     def _decide(self, call: AttentionCall, forced: str | None) -> tuple[Kernel, Choice]:
         key = call, forced
         if key not in self._choices:
+            if len(self._choices) >= MAX_REMEMBERED:  # (cached decoding makes a new call class per token)
+                self._choices.clear()
             choice = self._choose(call, forced or self.attention_kernel)
             self._choices[key] = KERNELS[choice.name], choice
         return self._choices[key]
