@@ -1,6 +1,7 @@
 """The compute policy: its choices from fake cost tables of both kinds of CPU (no timing here), its cache file,
 overrides, and every kernel's values against materialized attention."""
 
+import dataclasses
 import json
 import math
 
@@ -53,6 +54,12 @@ def test_choices_say_why():
     assert choice.reason.startswith("cheapest by the cost table: ") and "vs chunked " in choice.reason
     assert "sdpa " in choice.reason and "sdpa-fp32 " in choice.reason
     assert Policy().attention(call()).reason == "the default (no cost table)"
+
+
+def test_a_kernel_replaces_the_default_only_where_the_table_holds_the_defaults_cost():
+    without_sdpa = dataclasses.replace(FAST_BF16, attention={k: v for k, v in FAST_BF16.attention.items() if "sdpa/" not in k})
+    choice = Policy(without_sdpa).attention(call("bf16", **VISION_LATENTS))
+    assert choice == policy_module.Choice("sdpa", "the default (not in the table)")
 
 
 def test_materialized_is_refused_where_its_map_would_outweigh_q_k_and_v():

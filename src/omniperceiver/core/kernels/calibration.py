@@ -106,7 +106,7 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                             break
                         with torch.set_grad_enabled(mode == "train"):
                             step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
-                            points.append((call, _seconds(step, device)))
+                            points.append((kernel.runs_as(call), _seconds(step, device)))  # (SDPA pads)
                     if len(points) == len(served) >= 3 and (terms := _fit(points)) is not None:
                         attention[f"{kernel.name}/{name}/{mode}"] = terms
     return CostTable(device_kind(device), torch.__version__, rates, attention)

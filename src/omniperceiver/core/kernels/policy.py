@@ -13,7 +13,8 @@ Decided once per call class, visibly, from a cost table:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
   2·BH·O·M·(d + dv)/1e9 (the two products) and scores = BH·O·M (softmax and the map's memory traffic). The
   calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set of shapes; an
-  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own.
+  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A kernel
+  replaces the default one only where the table holds the costs of both.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
@@ -311,17 +312,17 @@ class Policy:
             refused = KERNELS[forced].refuses(call)
             if refused is None:
                 return Choice(forced, "forced by the override")
-        costs = {}
+        costs, default = {}, default_kernel(call)
         if self.table is not None:
             for kernel in KERNELS.values():
                 if not kernel.refuses(call) and (cost := self.table.cost(kernel.name, call)) is not None:
                     costs[kernel.name] = cost
-        if costs:
+        if default in costs:  # (a kernel replaces the default only where both were measured)
             best = min(costs, key=lambda name: (costs[name], name))
             others = ", ".join(f"{name} {1e3 * cost:.3g}" for name, cost in sorted(costs.items()) if name != best)
             reason = f"cheapest by the cost table: {1e3 * costs[best]:.3g} ms" + (f" (vs {others})" if others else "")
         else:
-            best, reason = default_kernel(call), "the default (no cost table)"
+            best, reason = default, "the default (" + ("no cost table)" if self.table is None else "not in the table)")
         if forced is not None:
             reason += f"; the override {forced!r} cannot serve it: {KERNELS[forced].refuses(call)}"
         return Choice(best, reason)
