@@ -14,7 +14,8 @@ Decided once per call class, visibly, from a cost table:
   2·BH·O·M·(d + dv)/1e9 (the two products) and scores = BH·O·M (softmax and the map's memory traffic). The
   calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set of shapes; an
   unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A kernel
-  replaces the default one only where the table holds the costs of both.
+  replaces the default one only where the table holds the costs of both and it is predicted ``MARGIN`` times
+  faster (the model's error is about 10%).
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
@@ -58,6 +59,7 @@ SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the
 MAX_MAP_VALUES = 1 << 25  # the largest map materialized attention takes (128 MiB in fp32; twice that at once)
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
+MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
 TABLE_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 PASSES = ("fwd", "train")
@@ -319,6 +321,8 @@ class Policy:
                     costs[kernel.name] = cost
         if default in costs:  # (a kernel replaces the default only where both were measured)
             best = min(costs, key=lambda name: (costs[name], name))
+            if costs[best] * MARGIN > costs[default]:
+                best = default
             others = ", ".join(f"{name} {1e3 * cost:.3g}" for name, cost in sorted(costs.items()) if name != best)
             reason = f"cheapest by the cost table: {1e3 * costs[best]:.3g} ms" + (f" (vs {others})" if others else "")
         else:
