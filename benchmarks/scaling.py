@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 from measure import measure, synchronized
 
-from omniperceiver.core.attention import attend, pad_head_channels
+from omniperceiver.core.attention import attend
+from omniperceiver.core.kernels.sdpa import pad_head_channels
 
 KINDS = ("model_fwd", "model_train", "fused_fwd", "fused_train", "materialized_fwd", "materialized_train")
 NUM_LATENTS, CHANNELS = 512, 261  # the cross-attention's queries and head dim (3 RGB + 2·(1 + 2·64))

@@ -264,10 +264,28 @@ def worker(args: argparse.Namespace, device: torch.device) -> list[dict]:
     return [measure_row(model, args.worker, args.model, hf, row, **options) for row in rows]
 
 
+def cpu_flags() -> str:
+    """The CPU's bf16 and AMX flags (what decides its bf16 GEMM rate), from /proc/cpuinfo."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "?"
+    wanted = [f for f in flags.split(":")[1].split() if f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")]
+    return " ".join(wanted) + ("" if "amx_bf16" in wanted else " (no AMX)")
+
+
 def matmul_peak(device: torch.device, repeats: int, budget_s: float) -> dict:
+    """The matmul peaks (a size³ product), the (256, 1024) x (1024, 1024) GEMM rates that name the machine kind,
+    and the compute policy that serves this device (its first use here calibrates it if nothing is cached)."""
+    from omniperceiver.core.kernels.calibration import gemm_gflops
+    from omniperceiver.core.kernels.policy import active_policy
+
     size = 8192 if device.type == "cuda" else 2048
-    result = {"implementation": "matmul", "size": size}
-    for dtype, torch_dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    result = {"implementation": "matmul", "size": size, "policy": active_policy(device).describe()}
+    dtypes = (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    result["gemm_256"] = {name: gemm_gflops(device, dtype) for name, dtype in dtypes}
+    result["cpu_flags"] = cpu_flags() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    for dtype, torch_dtype in dtypes:
         a, b = (torch.randn(size, size, device=device, dtype=torch_dtype) for _ in range(2))
         timing = measure(synchronized(lambda a=a, b=b: a @ b, device), device, repeats=repeats, budget_s=budget_s)
         result[dtype] = 2 * size**3 / timing["time_s"] / 1e9
@@ -318,7 +336,12 @@ def peak_text(peak: dict) -> str:
     if "skipped" in peak:
         return peak["skipped"]
     mark = "†" if peak["contended"] else ""
-    return f"fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s ({peak['size']}³ matmuls){mark}"
+    gemm = peak["gemm_256"]
+    return (
+        f"fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s ({peak['size']}³ matmuls){mark}; "
+        f"(256, 1024) x (1024, 1024): fp32 {gemm['fp32']:.0f}, bf16 {gemm['bf16']:.0f} GFLOP/s; {peak['cpu_flags']}"
+        f"\ncompute policy: {peak['policy']}"
+    )
 
 
 def seconds(r: dict) -> str:

@@ -3,6 +3,9 @@ import os
 import pytest
 import torch
 
+# The compute policy's documented default, no calibration timed inside tests (tests of the policy give it tables).
+os.environ["OMNIPERCEIVER_CALIBRATION"] = "off"
+
 # OMNIPERCEIVER_TEST_DEVICE=cuda runs the suite with tensors and modules created on that device.
 DEVICE = os.environ.get("OMNIPERCEIVER_TEST_DEVICE", "cpu")
 

@@ -110,7 +110,7 @@ def test_multi_head_attention_checks_head_divisibility():
 
 def test_padding_lets_the_cpu_flash_kernel_take_different_qk_and_v_head_widths():
     """Where the chunked kernel does not serve (dropout), q and k (d = 32) are zero-padded to v's width (160)."""
-    from omniperceiver.core.attention import pad_head_channels
+    from omniperceiver.core.kernels.sdpa import pad_head_channels
 
     q, k, v = torch.randn(2, 4, 8, 32), torch.randn(2, 4, 16, 32), torch.randn(2, 4, 16, 160)
     padded = pad_head_channels(q, k, v)
@@ -120,18 +120,22 @@ def test_padding_lets_the_cpu_flash_kernel_take_different_qk_and_v_head_widths()
     torch.testing.assert_close(out, materialized(q, k, v), atol=1e-5, rtol=1e-4)
 
 
-def test_bf16_flash_runs_on_the_fp32_units_and_keeps_bf16_for_backward(monkeypatch):
+def test_bf16_flash_runs_on_the_fp32_units_and_keeps_bf16_for_backward():
     """Where bf16 matmuls are the slower, unmasked bf16 attention runs the flash kernel in fp32: its output is
     fp32 attention over the bf16 values, rounded to bf16; q, k, v and the output are kept in bf16."""
-    from omniperceiver.core import linear
+    from fake_costs import SLOW_BF16
 
-    monkeypatch.setattr(linear, "bf16_matmuls_are_slower", lambda: True)
+    from omniperceiver.core.kernels import Policy, use_policy
+
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 4, n, 16).bfloat16().requires_grad_() for n in (24, 40, 40))
     exact = materialized(*(t.float() for t in (q, k, v)))
     saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+    policy = Policy(SLOW_BF16)
+    hooks = torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t)
+    with use_policy(policy), policy.record() as calls, hooks:
         out, _ = attend(q, k, v)
+    assert policy.attention(calls[0]).name == "sdpa-fp32"
     assert out.dtype == torch.bfloat16
     assert (out.float() - exact).abs().max() <= 2**-8 * exact.abs().max()  # one rounding to bf16
     assert sorted(str(t.dtype) for t in saved) == ["torch.bfloat16"] * 4 + ["torch.float32"]  # + logsumexp

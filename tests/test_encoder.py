@@ -177,19 +177,18 @@ def test_bad_inputs_name_expected_and_actual_shapes(inputs, mask, message):
         encoder()(inputs, mask)
 
 
-def test_shared_layers_cast_their_weights_once_under_inference_mode_autocast(monkeypatch):
+def test_shared_layers_cast_their_weights_once_under_inference_mode_autocast():
     """autocast's weight-copy cache is off under inference_mode; the encoder keeps it on (no_grad inside). (Where
-    the fp32 units serve bf16 products, core/linear.py, the weights are not cast at all: test autocast's path.)"""
+    the fp32 units serve bf16 products, core/kernels/fp32_units.py, the weights are not cast: test autocast's path.)"""
     from omniperceiver import zoo
-    from omniperceiver.core import linear
-
-    monkeypatch.setattr(linear, "bf16_matmuls_are_slower", lambda: False)
+    from omniperceiver.core.kernels import Policy, use_policy
 
     model = zoo.create("vision-perceiver-fourier", reduced=True).eval()
     images = torch.randn(1, 3, 16, 16)
 
     def casts_and_output(mode):
-        with mode(), torch.autocast("cpu", dtype=torch.bfloat16), torch.profiler.profile() as profile:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+        with use_policy(Policy(linear_units="bf16")), mode(), autocast, torch.profiler.profile() as profile:
             output = model(images)
         return sum(e.count for e in profile.key_averages() if e.key == "aten::_to_copy"), output
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
+from fake_costs import FAST_BF16, SLOW_BF16
 
-from omniperceiver.core import linear as linear_module
+from omniperceiver.core.kernels import Policy, use_policy
 from omniperceiver.core.linear import Linear
 
 
@@ -26,20 +27,19 @@ def test_outside_bf16_autocast_it_is_nn_linear():
     assert torch.equal(ours(x), plain(x))
 
 
-def test_under_bf16_autocast_without_slower_bf16_matmuls_it_is_autocasts_linear(monkeypatch):
-    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: False)
+@pytest.mark.parametrize("policy", [Policy(), Policy(FAST_BF16)], ids=["default", "fast bf16"])
+def test_under_bf16_autocast_without_slower_bf16_matmuls_it_is_autocasts_linear(policy):
     ours, plain = layers()
     x = torch.randn(3, 5, 64)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with use_policy(policy), torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(ours(x), plain(x))
 
 
-def test_on_the_fp32_units_it_keeps_autocasts_dtypes_and_is_closer_to_fp32(monkeypatch):
-    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: True)
+def test_on_the_fp32_units_it_keeps_autocasts_dtypes_and_is_closer_to_fp32():
     ours, plain = layers()
     x = torch.randn(4, 50, 64, requires_grad=True)
     exact = plain(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with use_policy(Policy(SLOW_BF16)), torch.autocast("cpu", dtype=torch.bfloat16):
         out, autocast_out = ours(x), plain(x)
         kept = saved_for_backward(lambda: ours(x))
     assert out.dtype == torch.bfloat16
@@ -56,16 +56,15 @@ def test_on_the_fp32_units_it_keeps_autocasts_dtypes_and_is_closer_to_fp32(monke
         assert (grad - reference).norm() <= 0.01 * reference.norm()
 
 
-@pytest.mark.parametrize("slower", [False, True])
-def test_attention_blocks_under_bf16_autocast_stay_close_to_fp32(monkeypatch, slower):
+@pytest.mark.parametrize("table", [None, FAST_BF16, SLOW_BF16], ids=["default", "fast bf16", "slow bf16"])
+def test_attention_blocks_under_bf16_autocast_stay_close_to_fp32(table):
     from omniperceiver.core import SelfAttentionBlock
 
-    monkeypatch.setattr(linear_module, "bf16_matmuls_are_slower", lambda: slower)
     torch.manual_seed(0)
     block = SelfAttentionBlock(channels=64, num_heads=4, qk_channels=16, v_channels=64)  # chunked attention too
     x = torch.randn(2, 32, 64, requires_grad=True)
     exact = block(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with use_policy(Policy(table)), torch.autocast("cpu", dtype=torch.bfloat16):
         out = block(x)
     assert (out.float() - exact).abs().max() <= 0.05 * exact.abs().max()
     params = (x, *block.parameters())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import os
 import sys
 import traceback
@@ -20,6 +22,8 @@ from omniperceiver.loading import from_pretrained
 
 EXAMPLES = """examples:
   omniperceiver info runs/digits                          describe a model directory
+  omniperceiver info models/conv --compute                its attention kernels, and why
+  omniperceiver calibrate                                 measure kernel costs for the compute policy
   omniperceiver convert hf vision-perceiver-conv models/conv  convert a transformers checkpoint
   omniperceiver predict models/conv cat.jpg dog.png       top-5 classes of two images
   omniperceiver predict models/language --text 'Paris is the [MASK*7] of France.'
@@ -62,13 +66,81 @@ def _count(module: nn.Module | None) -> int:
 
 
 def info(args: argparse.Namespace) -> None:
-    """Print what a model directory holds: its parts, their configs and parameter counts."""
+    """Print what a model directory holds: its parts, their configs and parameter counts (and with
+    ``--compute`` the kernels that the compute policy picks for each attention)."""
     model = from_pretrained(args.model_dir)
     print(f"{args.model_dir}: {type(model).__name__}, {_count(model):,} parameters")
     for name, child in model.named_children():
         config = getattr(child, "config", None)
         description = config.describe() if isinstance(config, Config) else type(child).__name__
         print(f"  {name:<15} {_count(child):>12,}  {description}")
+    if args.compute:
+        compute_policy(model, args.inputs)
+
+
+def _configured_inputs(model: nn.Module) -> int | None:
+    """M, the number of input elements of the input adapter's configured size (None: it has none)."""
+    config = model.config.input
+    if hasattr(config, "max_length"):
+        return config.max_length
+    shape = getattr(config, "index_shape", None) or getattr(config, "image_shape", None)
+    stem = getattr(config, "stem", None)
+    if shape is not None and stem is not None:
+        shape = stem.output_shape(shape)
+    return None if shape is None else math.prod(shape)
+
+
+def compute_policy(model: nn.Module, inputs: int | None) -> None:
+    """Print, for each attention of ``model`` at batch 1, the kernel that the compute policy picks in fp32 and
+    bf16, forward and training, and why (one run of the model on zeros, recorded)."""
+    from omniperceiver.core.attention import MultiHeadAttention
+    from omniperceiver.core.kernels import AttentionCall, use_policy
+    from omniperceiver.core.kernels.policy import policy_from_environment
+
+    cpu = torch.device("cpu")
+    policy = policy_from_environment(cpu)
+    print(f"compute policy: {policy.describe()}")
+    linear = policy.linear(cpu)
+    print(f"  Linear under bf16 autocast: {linear.name} units ({linear.reason})")
+    names: list[tuple[str, str | None]] = []  # each attention's name and its forced kernel
+    for name, module in model.named_modules():
+        if isinstance(module, MultiHeadAttention):
+            module.register_forward_pre_hook(lambda module, _args, name=name: names.append((name, module.kernel)))
+    with use_policy(policy), policy.record() as calls, torch.no_grad():
+        if isinstance(model, omniperceiver.PerceiverAR):
+            model(torch.zeros(1, model.config.max_seq_len, dtype=torch.long))
+        else:
+            inputs = inputs or _configured_inputs(model)
+            if inputs is None:
+                raise UsageError("this model's input adapter has no configured size: give --inputs M")
+            elements = torch.zeros(1, inputs, model.input_adapter.num_channels)
+            model.decoder(model.encoder(elements), elements)
+    print(f"  attention at batch 1 on {inputs or model.config.max_seq_len} inputs (B·H grows with the batch):")
+    modules: dict[tuple[AttentionCall, str | None], list[str]] = {}  # each call class and the attentions making it
+    for (name, forced), call in zip(names, calls, strict=True):
+        named = modules.setdefault((call, forced), [])
+        if name not in named:
+            named.append(name)
+    for (call, forced), named in modules.items():
+        more = f" (and {len(named) - 1} more with this call)" if len(named) > 1 else ""
+        print(f"  {named[0]}{more}: {call.shapes()}")
+        for dtype in ("fp32", "bf16"):
+            for grad in (False, True):
+                choice = policy.attention(dataclasses.replace(call, dtype=dtype, grad=grad), forced=forced)
+                print(f"    {dtype} {'train' if grad else 'fwd  '}  {choice.name:<12}  {choice.reason}")
+
+
+def calibrate(args: argparse.Namespace) -> None:
+    """Measure this machine's costs for the compute policy and cache them."""
+    from omniperceiver.core.kernels.calibration import calibrate as measure
+    from omniperceiver.core.kernels.policy import Policy, save_table
+
+    table = measure(torch.device(args.device), budget_s=args.budget)
+    path = save_table(table)
+    print(f"{Policy(table).describe()}\nsaved to {path}")
+    for key, (per_call, per_gflop, per_mscore) in table.attention.items():
+        rate = f"{1 / per_gflop:.0f} GFLOP/s" if per_gflop else "-"
+        print(f"  {key:<26} {1e6 * per_call:8.1f} µs per call, {rate:>14}, {1e3 * per_mscore:.2f} ms per M scores")
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -218,7 +290,21 @@ def _parser() -> argparse.ArgumentParser:
         "omniperceiver info runs/digits",
     )
     info_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
+    info_parser.add_argument(
+        "--compute", action="store_true", help="the kernel the compute policy picks for each attention, and why"
+    )
+    info_parser.add_argument("--inputs", type=at_least(1), help="with --compute: input elements M (default: config)")
     info_parser.set_defaults(run=info)
+    calibrate_parser = command(
+        "calibrate",
+        "measure this machine's kernel costs for the compute policy",
+        "Time GEMMs and each attention kernel on a few shapes (seconds) and cache the cost table that the\n"
+        "compute policy picks kernels by (in $XDG_CACHE_HOME/omniperceiver or ~/.cache/omniperceiver).",
+        "omniperceiver calibrate",
+    )
+    calibrate_parser.add_argument("--device", default="cpu", help="torch device to measure (default cpu)")
+    calibrate_parser.add_argument("--budget", type=float, default=30.0, help="seconds at most (default 30)")
+    calibrate_parser.set_defaults(run=calibrate)
     convert_parser = command(
         "convert",
         "convert a checkpoint from another format",

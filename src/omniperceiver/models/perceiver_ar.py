@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.ar import ARCache, ARConfig, sequence_positions
-from omniperceiver.core.attention import check_mask
+from omniperceiver.core.attention import check_mask, force_kernel
 from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.kernels import KERNELS
 from omniperceiver.models.pretrained import PretrainedModel
 
 
@@ -32,8 +33,15 @@ class PerceiverARConfig(Config):
     absolute_positions: bool = False
     prefix_dropout: float = 0.0
     pad_id: int | None = None
+    attention_kernel: str | None = None
 
     def __post_init__(self) -> None:
+        require(
+            self.attention_kernel is None or self.attention_kernel in KERNELS,
+            "attention_kernel",
+            self.attention_kernel,
+            f"None (the compute policy picks) or one of {sorted(KERNELS)}",
+        )
         require_positive(vocab_size=self.vocab_size, max_seq_len=self.max_seq_len)
         require(isinstance(self.ar, ARConfig), "ar", self.ar, "an ARConfig")
         require(
@@ -89,6 +97,7 @@ class PerceiverAR(PretrainedModel):
         self.output = nn.Linear(channels, c.vocab_size, bias=not c.tied_output)
         if c.tied_output:
             self.output.weight = self.embedding.weight  # one parameter, saved once
+        force_kernel(self, config.attention_kernel)
 
     def new_cache(self) -> ARCache:
         return self.core.new_cache()

@@ -8,9 +8,11 @@ import torch
 from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapterConfig, OutputAdapterConfig
+from omniperceiver.core.attention import force_kernel
 from omniperceiver.core.config import Config, require
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.encoder import EncoderConfig
+from omniperceiver.core.kernels import KERNELS
 from omniperceiver.core.queries import LearnedQueryConfig
 from omniperceiver.models.pretrained import PretrainedModel
 from omniperceiver.outputs.classification import ClassificationOutputConfig
@@ -24,8 +26,15 @@ class PerceiverIOConfig(Config):
     encoder: EncoderConfig
     decoder: DecoderConfig
     output: OutputAdapterConfig | None = None
+    attention_kernel: str | None = None
 
     def __post_init__(self) -> None:
+        require(
+            self.attention_kernel is None or self.attention_kernel in KERNELS,
+            "attention_kernel",
+            self.attention_kernel,
+            f"None (the compute policy picks) or one of {sorted(KERNELS)}",
+        )
         require(
             self.encoder.input_channels == self.input.num_channels,
             "encoder.input_channels",
@@ -85,6 +94,7 @@ class PerceiverIO(PretrainedModel):
         self.encoder = config.encoder.build()
         self.decoder = config.decoder.build()
         self.output_adapter = config.output.build(self.input_adapter) if config.output is not None else None
+        force_kernel(self, config.attention_kernel)
 
     def forward(
         self,

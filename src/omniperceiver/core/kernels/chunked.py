@@ -1,4 +1,4 @@
-"""Attention for heads whose q/k width differs from v's, on the CPU: chunked, probabilities recomputed.
+"""Chunked attention: the map in blocks, probabilities recomputed in backward (the policy's "chunked" kernels).
 
 The CPU flash kernel needs one head width for q, k and v. The Perceiver's heads often have narrow q/k and wide
 v (the language model: 32 and 160 channels), so flash needs q and k zero-padded (5x the q·k work, padded copies
@@ -15,30 +15,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from omniperceiver.core.linear import bf16_products_on_fp32_units
+from omniperceiver.core.kernels.materialized import batched_products
 
-# Blocks of the map hold at most this many values (16 MiB in fp32); backward holds about three at once. A block
-# is several whole examples (B) where one example's map fits, else blocks of one example's query rows (O).
+# Blocks of the map hold at most this many values by default (16 MiB in fp32); backward holds about three at
+# once. A block is several whole examples (B) where one example's map fits, else blocks of one example's query
+# rows (O).
 BLOCK_VALUES = 1 << 22
 
 
-def blocks(q: Tensor, k: Tensor) -> tuple[list[slice], list[slice]]:
+def blocks(q: Tensor, k: Tensor, block_values: int = BLOCK_VALUES) -> tuple[list[slice], list[slice]]:
     """Slices of the B examples and of the O query rows of q (B, H, O, d) that split its map against
-    k (B, H, M, d) into blocks of at most BLOCK_VALUES values."""
+    k (B, H, M, d) into blocks of at most ``block_values`` values."""
     batch, heads, queries, keys = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
     per_example = heads * queries * keys
-    examples = max(1, min(batch, BLOCK_VALUES // per_example))
-    rows = queries if per_example <= BLOCK_VALUES else max(1, BLOCK_VALUES // (heads * keys))
+    examples = max(1, min(batch, block_values // per_example))
+    rows = queries if per_example <= block_values else max(1, block_values // (heads * keys))
     return [slice(i, i + examples) for i in range(0, batch, examples)], [
         slice(i, i + rows) for i in range(0, queries, rows)
     ]
 
 
-def _working_dtype(t: Tensor) -> torch.dtype:
-    """The dtype the products run in: bf16 operands on the fp32 units where this CPU's bf16 matmuls are the
-    slower (their products are exact in fp32; see :mod:`omniperceiver.core.linear`), else t's own."""
-    on_fp32_units = t.dtype == torch.bfloat16 and bf16_products_on_fp32_units(t.device)
-    return torch.float32 if on_fp32_units else t.dtype
+def _working_dtype(t: Tensor, fp32_units: bool) -> torch.dtype:
+    """The dtype the products run in: bf16 operands in fp32 on the ``fp32_units`` (their products are exact
+    there), else t's own."""
+    return torch.float32 if fp32_units and t.dtype == torch.bfloat16 else t.dtype
 
 
 def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:
@@ -65,40 +65,44 @@ def _accumulate(total: Tensor | None, part: Tensor) -> Tensor:
 
 def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in fp32 or wider: (B, H, o, M)."""
-    scores = _wide(q_scaled @ k.transpose(-1, -2))
+    scores = _wide(batched_products(q_scaled, k, transpose_b=True))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1)
 
 
-def _forward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-    dtype, work = v.dtype, _working_dtype(v)
+def _forward(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, fp32_units: bool, block_values: int
+) -> Tensor:
+    dtype, work = v.dtype, _working_dtype(v, fp32_units)
     q, k, v = q.to(work), k.to(work), v.to(work)
-    example_blocks, row_blocks = blocks(q, k)
+    example_blocks, row_blocks = blocks(q, k, block_values)
     out = []
     for examples in example_blocks:
         keys, values = k[examples], v[examples]
         rows_out = []
         for rows in row_blocks:
             probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
-            rows_out.append(probs.to(v.dtype) @ values)
+            rows_out.append(batched_products(probs.to(v.dtype), values))
         out.append(_cat(rows_out, dim=-2))
     return _cat(out, dim=0).to(dtype)
 
 
 class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    def forward(
+        ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, fp32_units: bool, block_values: int
+    ) -> Tensor:
         ctx.save_for_backward(q, k, v, mask)
-        ctx.scale = scale
-        return _forward(q, k, v, mask, scale)
+        ctx.scale, ctx.fp32_units, ctx.block_values = scale, fp32_units, block_values
+        return _forward(q, k, v, mask, scale, fp32_units, block_values)
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, mask = ctx.saved_tensors
-        scale, dtype, work = ctx.scale, v.dtype, _working_dtype(v)
+        scale, dtype, work = ctx.scale, v.dtype, _working_dtype(v, ctx.fp32_units)
         q, k, v, grad_out = q.to(work), k.to(work), v.to(work), grad_out.to(work)
-        example_blocks, row_blocks = blocks(q, k)
+        example_blocks, row_blocks = blocks(q, k, ctx.block_values)
         grad_q, grad_k, grad_v = [], [], []
         for examples in example_blocks:
             keys, values = k[examples], v[examples]
@@ -115,18 +119,27 @@ class _ChunkedAttention(torch.autograd.Function):
             grad_q.append(_cat(rows_grad_q, dim=-2))
             grad_k.append(example_grad_k.to(dtype))
             grad_v.append(example_grad_v.to(dtype))
-        return _cat(grad_q, 0).to(dtype), _cat(grad_k, 0), _cat(grad_v, 0), None, None
+        return _cat(grad_q, 0).to(dtype), _cat(grad_k, 0), _cat(grad_v, 0), None, None, None, None
 
 
-def chunked_attention(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, scale: float) -> Tensor:
+def chunked_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    mask: Tensor | None = None,
+    scale: float,
+    fp32_units: bool = False,
+    block_values: int = BLOCK_VALUES,
+) -> Tensor:
     """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv) of one dtype: (B, H, O, dv).
 
     ``mask`` is boolean, broadcastable to (B, H, O, M), True = may be attended; every query row must have a key
     it may attend. Scores and softmax are computed in fp32, the products in the inputs' dtype (bf16 ones in fp32
-    where that is faster, :func:`_working_dtype`). With autograd, only q, k, v and the mask are kept for
-    backward.
+    with ``fp32_units``). Blocks of the map hold at most ``block_values`` values. With autograd, only q, k, v and
+    the mask are kept for backward.
     """
     with torch.autocast(q.device.type, enabled=False):
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
-            return _ChunkedAttention.apply(q, k, v, mask, scale)
-        return _forward(q, k, v, mask, scale)
+            return _ChunkedAttention.apply(q, k, v, mask, scale, fp32_units, block_values)
+        return _forward(q, k, v, mask, scale, fp32_units, block_values)

@@ -1,0 +1,112 @@
+"""Measure a device's costs for the compute policy: a few seconds, a small fixed set of shapes.
+
+For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and each attention kernel's time on
+:data:`SHAPES` (forward, and forward+backward), the least of a few runs; per kernel, dtype and pass, the three
+coefficients of the policy's cost model (per call, per product GFLOP, per million scores) are fitted by least
+squares (kept >= 0); a kernel whose fit misses a measurement by more than 1.5x is left out of the table (the
+policy then does not consider it). The shapes span what a Perceiver runs: narrow and wide heads, square latent
+maps, one head over many keys, so that the model interpolates between them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, CostTable, device_kind
+
+# (B·H, O, M, d, dv): small latents; latent self-attention; narrow q/k and wide v; one head over many keys
+SHAPES = ((8, 64, 64, 32, 32), (8, 128, 128, 128, 128), (8, 128, 128, 32, 160), (1, 128, 1024, 256, 256))
+RUNS = 3
+FIT_TOLERANCE = 1.5  # a kernel whose cost model misses a measurement by more than this factor is left out
+
+
+def _seconds(step, device: torch.device, runs: int = RUNS) -> float:
+    """Least seconds of ``step`` in ``runs`` after one warm-up run (the run least disturbed by other processes
+    on shared cores)."""
+
+    def timed() -> float:
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()
+    return min(timed() for _ in range(runs))
+
+
+def gemm_gflops(device: torch.device, dtype: torch.dtype) -> float:
+    a = torch.randn(256, 1024, device=device, dtype=dtype)
+    b = torch.randn(1024, 1024, device=device, dtype=dtype)
+    return 2 * 256 * 1024 * 1024 / _seconds(lambda: a @ b, device, runs=5) / 1e9
+
+
+def _attention_step(kernel: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, train: bool):
+    batch_heads, queries, keys, d, dv = shape
+    q, k, v = (
+        torch.randn(1, batch_heads, n, width, device=device, dtype=dtype, requires_grad=train)
+        for n, width in ((queries, d), (keys, d), (keys, dv))
+    )
+    run, scale = KERNELS[kernel].run, d**-0.5
+
+    def step() -> None:
+        out = run(q, k, v, mask=None, dropout=0.0, scale=scale)
+        if train:
+            out.backward(torch.ones_like(out))
+
+    return step
+
+
+def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float] | None:
+    """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds; None where
+    that model misses a measurement by more than ``FIT_TOLERANCE`` (noise, e.g. other processes on the cores)."""
+    features = torch.tensor([[1.0, c.product_gflop, c.mscores] for c, _ in points], dtype=torch.float64)
+    seconds = torch.tensor([[s] for _, s in points], dtype=torch.float64)
+    active = [0, 1, 2]
+    while active:  # drop a negative coefficient and refit without it (nonnegative least squares, three terms)
+        solution = torch.linalg.lstsq(features[:, active], seconds).solution.flatten().tolist()
+        if min(solution) >= 0:
+            break
+        active.pop(solution.index(min(solution)))
+    coefficients = [0.0, 0.0, 0.0]
+    for index, value in zip(active, solution, strict=True):
+        coefficients[index] = max(value, 0.0)
+    predicted = (features @ torch.tensor(coefficients, dtype=torch.float64)).tolist()
+    measured = [seconds for _, seconds in points]
+    if any(not m / FIT_TOLERANCE <= p <= m * FIT_TOLERANCE for p, m in zip(predicted, measured, strict=True)):
+        return None
+    return coefficients[0], coefficients[1], coefficients[2]
+
+
+def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> CostTable:
+    """Measure ``device``'s costs (stopping after about ``budget_s``: kernels measured on fewer than all shapes
+    are left out of the table, and the policy then does not consider them)."""
+    deadline = time.perf_counter() + budget_s
+    attention: dict[str, tuple[float, float, float]] = {}
+    # (on first use it runs inside a model's forward pass: outside its inference mode, autocast and saved-tensor
+    # hooks, such as activation checkpointing's)
+    keep = torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, lambda tensor: tensor)
+    with torch.inference_mode(False), torch.autocast(device.type, enabled=False), keep:
+        rates = {name: gemm_gflops(device, DTYPES[name]) for name in dtypes}
+        for mode in ("fwd", "train"):
+            for name in dtypes:
+                for kernel in KERNELS.values():
+                    calls = [
+                        AttentionCall(device.type, name, mode == "train", *shape, mask="none", dropout=False)
+                        for shape in SHAPES
+                    ]
+                    served = [
+                        (call, shape) for call, shape in zip(calls, SHAPES, strict=True) if not kernel.refuses(call)
+                    ]
+                    points = []
+                    for call, shape in served:
+                        if time.perf_counter() > deadline:
+                            break
+                        with torch.set_grad_enabled(mode == "train"):
+                            step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
+                            points.append((kernel.runs_as(call), _seconds(step, device)))  # (SDPA pads)
+                    if len(points) == len(served) >= 3 and (terms := _fit(points)) is not None:
+                        attention[f"{kernel.name}/{name}/{mode}"] = terms
+    return CostTable(device_kind(device), torch.__version__, rates, attention)

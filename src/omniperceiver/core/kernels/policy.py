@@ -1,0 +1,479 @@
+"""The compute policy: which kernel runs each attention call, and which units serve Linear layers under autocast.
+
+Decided once per call class, visibly, from a cost table:
+
+* an **attention call class** (:class:`AttentionCall`) is what the choice depends on: device, dtype, grad or
+  not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
+  (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
+  cheapest runs. Materialized attention serves maps of at most ``MAX_MAP_VALUES`` scores, and with autograd
+  only maps no larger than q, k and v together (it keeps the probabilities for backward): memory stays of the
+  order of the fused kernels'.
+* the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
+  each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
+  ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
+  2·BH·O·M·(d + dv)/1e9 (the two products) and scores = BH·O·M (softmax and the map's memory traffic). The
+  calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set of shapes; an
+  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A kernel
+  replaces the default one only where the table holds the costs of both and it is predicted ``MARGIN`` times
+  faster (the model's error is about 10%).
+* **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
+  below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
+* **without a table** (calibration off, or none could be made) the documented default: materialized attention
+  only where the probabilities are asked for, the chunked kernel on the CPU for q/k and v heads of different
+  widths without dropout, SDPA for everything else; Linear layers as autocast makes them.
+* **overrides** force a kernel where it can serve: a model config's ``attention_kernel`` (every attention of
+  that model), else ``OMNIPERCEIVER_ATTENTION`` (a kernel name; or the ``attention_kernel`` of :class:`Policy`);
+  ``OMNIPERCEIVER_LINEAR_UNITS`` (``bf16`` or ``fp32``) forces the units of Linear layers.
+  ``OMNIPERCEIVER_CALIBRATION=off`` keeps the default (no timing, no cache).
+* under ``torch.compile`` the choice is a plain function of the shapes (:func:`traceable_kernel`): SDPA, or
+  the chunked kernel where it serves by default; no fp32-units paths.
+
+The process's policy (:func:`active_policy`) is made on first use: the cached table of this device kind is read
+(``$XDG_CACHE_HOME/omniperceiver`` or ``~/.cache/omniperceiver``; JSON, validated, a bad file is ignored with a
+one-line warning), or the calibration runs within ``LAZY_BUDGET_S`` and its table is written. Under
+``torch.distributed``, rank 0 decides and broadcasts its table, so every rank picks the same kernels. The same
+table always gives the same choices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from omniperceiver.core.kernels.chunked import chunked_attention
+from omniperceiver.core.kernels.materialized import materialized
+from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
+
+SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
+MAX_MAP_VALUES = 1 << 25  # the largest map materialized attention takes (128 MiB in fp32; twice that at once)
+LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
+MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
+MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
+TABLE_VERSION = 1
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
+PASSES = ("fwd", "train")
+
+
+def _plain(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """4-D, one dtype, no broadcast batch or head dimensions (what the chunked kernel takes)."""
+    return q.dim() == 4 and q.dtype == k.dtype == v.dtype and q.shape[:2] == k.shape[:2] == v.shape[:2]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionCall:
+    """What the kernel choice depends on, for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv)."""
+
+    device: str  # "cpu", "cuda", ...
+    dtype: str  # a key of DTYPES, or "mixed"
+    grad: bool  # autograd will need backward through it
+    batch_heads: int  # B·H
+    queries: int  # O
+    keys: int  # M
+    qk_width: int  # d
+    v_width: int  # dv
+    mask: str  # "none" or "mask"
+    dropout: bool
+    plain: bool = True  # 4-D, one dtype, no broadcast batch or head dimensions
+
+    @classmethod
+    def of(cls, q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float) -> AttentionCall:
+        names = {dtype: name for name, dtype in DTYPES.items()}
+        return cls(
+            device=q.device.type,
+            dtype=names.get(q.dtype, str(q.dtype)) if q.dtype == k.dtype == v.dtype else "mixed",
+            grad=torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)),
+            batch_heads=math.prod(q.shape[:-2]),
+            queries=q.shape[-2],
+            keys=k.shape[-2],
+            qk_width=q.shape[-1],
+            v_width=v.shape[-1],
+            mask="none" if mask is None else "mask",
+            dropout=dropout > 0,
+            plain=_plain(q, k, v),
+        )
+
+    @property
+    def product_gflop(self) -> float:
+        return 2 * self.batch_heads * self.queries * self.keys * (self.qk_width + self.v_width) / 1e9
+
+    def padded(self) -> AttentionCall:
+        """The call that SDPA runs after :func:`~omniperceiver.core.kernels.sdpa.pad_head_channels`."""
+        d, dv = padded_widths(self.device, self.qk_width, self.v_width)
+        return dataclasses.replace(self, qk_width=d, v_width=dv)
+
+    @property
+    def mscores(self) -> float:
+        return self.batch_heads * self.queries * self.keys / 1e6
+
+    def shapes(self) -> str:
+        """B·H, O, M, the head widths, mask and dropout, e.g. "BH=8 O=512 M=512 d=128 dv=128 mask=none"."""
+        text = f"BH={self.batch_heads} O={self.queries} M={self.keys} d={self.qk_width} dv={self.v_width}"
+        return f"{text} mask={self.mask}" + (" dropout" if self.dropout else "")
+
+    def describe(self) -> str:
+        return f"{self.device} {self.dtype} {'train' if self.grad else 'fwd'} {self.shapes()}"
+
+
+Run = Callable[..., Tensor]  # (q, k, v, *, mask, dropout, scale) -> (B, H, O, dv)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """An attention kernel the policy can pick, the call classes it cannot serve (``refuses``: why not), and
+    the call it runs in fact (``runs_as``: SDPA pads head channels)."""
+
+    name: str
+    run: Run
+    refuses: Callable[[AttentionCall], str | None]
+    runs_as: Callable[[AttentionCall], AttentionCall] = lambda call: call
+
+
+def _refuses_chunked(call: AttentionCall) -> str | None:
+    if call.dropout:
+        return "no dropout"
+    return None if call.plain else "needs one dtype and no broadcast dimensions"
+
+
+def _refuses_fp32_units(call: AttentionCall) -> str | None:
+    if call.device != "cpu" or call.dtype != "bf16":
+        return "bf16 on the CPU only"
+    return None
+
+
+def _refuses_flash_fp32(call: AttentionCall) -> str | None:
+    if reason := _refuses_fp32_units(call):
+        return reason
+    if call.mask != "none" or call.dropout or call.qk_width != call.v_width or not call.plain:
+        return "unmasked, no dropout, one head width only"
+    return None
+
+
+def _refuses_materialized(call: AttentionCall) -> str | None:
+    kept = call.batch_heads * (call.queries * call.qk_width + call.keys * (call.qk_width + call.v_width))
+    scores = call.batch_heads * call.queries * call.keys
+    if call.grad and scores > kept:
+        return "with autograd only where its probabilities are no larger than q, k and v"
+    if scores > MAX_MAP_VALUES:
+        return f"maps of at most {MAX_MAP_VALUES:,} scores only"
+    return None
+
+
+def _chunked(fp32_units: bool) -> Run:
+    def run(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
+        return chunked_attention(q, k, v, mask=mask, scale=scale, fp32_units=fp32_units)
+
+    return run
+
+
+KERNELS = {
+    kernel.name: kernel
+    for kernel in (
+        Kernel("sdpa", sdpa, lambda call: None, AttentionCall.padded),
+        Kernel("materialized", materialized, _refuses_materialized),
+        Kernel("chunked", _chunked(False), _refuses_chunked),
+        Kernel("sdpa-fp32", sdpa_on_fp32_units, _refuses_flash_fp32),
+        Kernel("chunked-fp32", _chunked(True), lambda c: _refuses_fp32_units(c) or _refuses_chunked(c)),
+    )
+}
+
+
+def default_kernel(call: AttentionCall) -> str:
+    """The documented default without a cost table: chunked for CPU heads of unequal widths, else SDPA."""
+    unequal_on_cpu = call.device == "cpu" and call.qk_width != call.v_width
+    return "chunked" if unequal_on_cpu and not _refuses_chunked(call) else "sdpa"
+
+
+def traceable_kernel(q: Tensor, k: Tensor, v: Tensor, *, dropout: float) -> Kernel:
+    """The choice under ``torch.compile``: the default, from the shapes alone (no table, no fp32 units)."""
+    unequal_on_cpu = q.device.type == "cpu" and q.shape[-1] != v.shape[-1]
+    return KERNELS["chunked" if unequal_on_cpu and _plain(q, k, v) and not dropout else "sdpa"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CostTable:
+    """Measured costs of one device kind and torch version (see the module docstring for the model)."""
+
+    device_kind: str
+    torch_version: str
+    gemm_gflops: dict[str, float]  # dtype name -> GFLOP/s of a (256, 1024) x (1024, 1024) product
+    # "kernel/dtype/pass" -> (seconds per call, seconds per product GFLOP, seconds per million scores)
+    attention: dict[str, tuple[float, float, float]]
+
+    def cost(self, kernel: str, call: AttentionCall) -> float | None:
+        """Predicted seconds of ``kernel`` on ``call``; None where the table has no entry for it."""
+        terms = self.attention.get(f"{kernel}/{call.dtype}/{'train' if call.grad else 'fwd'}")
+        if terms is None:
+            return None
+        call = KERNELS[kernel].runs_as(call)
+        return terms[0] + terms[1] * call.product_gflop + terms[2] * call.mscores
+
+    def to_json(self) -> dict:
+        return {"version": TABLE_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: object) -> CostTable:
+        """A table from parsed JSON; ValueError naming the first bad field."""
+
+        def number(value: object, where: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
+            return float(value)
+
+        if not isinstance(data, dict) or data.get("version") != TABLE_VERSION:
+            raise ValueError(f"expected an object with version {TABLE_VERSION}")
+        for key in ("device_kind", "torch_version"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(f"{key} must be a string, got {data.get(key)!r}")
+        gemm, attention = data.get("gemm_gflops"), data.get("attention")
+        if not isinstance(gemm, dict) or not isinstance(attention, dict):
+            raise ValueError("gemm_gflops and attention must be objects")
+        rates = {}
+        for dtype, rate in gemm.items():
+            if dtype not in DTYPES:
+                raise ValueError(f"gemm_gflops: unknown dtype {dtype!r}; expected one of {sorted(DTYPES)}")
+            rates[dtype] = number(rate, f"gemm_gflops.{dtype}")
+        terms = {}
+        for key, values in attention.items():
+            kernel, _, rest = key.partition("/")
+            dtype, _, mode = rest.partition("/")
+            if kernel not in KERNELS or dtype not in DTYPES or mode not in PASSES:
+                raise ValueError(f"attention: bad key {key!r}; expected KERNEL/DTYPE/PASS, e.g. 'sdpa/bf16/fwd'")
+            if not isinstance(values, list) or len(values) != 3:
+                raise ValueError(f"attention.{key} must be a list of 3 numbers, got {values!r}")
+            terms[key] = tuple(number(v, f"attention.{key}") for v in values)
+        return cls(data["device_kind"], data["torch_version"], rates, terms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A decision and why it was made."""
+
+    name: str
+    reason: str
+
+
+class Policy:
+    """Picks attention kernels and Linear units from ``table`` (None: the documented default), with overrides:
+    ``attention_kernel`` forces that kernel wherever it can serve, ``linear_units`` ("bf16" or "fp32") forces
+    the units of Linear layers under CPU bf16 autocast. Choices are remembered per call class."""
+
+    def __init__(
+        self, table: CostTable | None = None, *, attention_kernel: str | None = None, linear_units: str | None = None
+    ) -> None:
+        if attention_kernel is not None and attention_kernel not in KERNELS:
+            raise ValueError(f"unknown attention kernel {attention_kernel!r}; expected one of {sorted(KERNELS)}")
+        if linear_units not in (None, "bf16", "fp32"):
+            raise ValueError(f"linear units must be 'bf16' or 'fp32', got {linear_units!r}")
+        self.table, self.attention_kernel, self.linear_units = table, attention_kernel, linear_units
+        self._choices: dict[tuple[AttentionCall, str | None], tuple[Kernel, Choice]] = {}
+        self._linear: dict[str, Choice] = {}
+        self._recording: list[AttentionCall] | None = None
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[list[AttentionCall]]:
+        """Collect the call class of every attention call that asks this policy for a kernel in the block."""
+        self._recording = calls = []
+        try:
+            yield calls
+        finally:
+            self._recording = None
+
+    def attention(self, call: AttentionCall, *, forced: str | None = None) -> Choice:
+        """The kernel for ``call`` and why; ``forced`` (a module's ``attention_kernel``) overrides the policy's
+        own override where it can serve."""
+        return self._decide(call, forced)[1]
+
+    def kernel(self, call: AttentionCall, *, forced: str | None = None) -> Kernel:
+        """The kernel to run for ``call`` (remembered: the hot path is one lookup)."""
+        if self._recording is not None:
+            self._recording.append(call)
+        return self._decide(call, forced)[0]
+
+    def _decide(self, call: AttentionCall, forced: str | None) -> tuple[Kernel, Choice]:
+        key = call, forced
+        if key not in self._choices:
+            if len(self._choices) >= MAX_REMEMBERED:  # (cached decoding makes a new call class per token)
+                self._choices.clear()
+            choice = self._choose(call, forced or self.attention_kernel)
+            self._choices[key] = KERNELS[choice.name], choice
+        return self._choices[key]
+
+    def _choose(self, call: AttentionCall, forced: str | None) -> Choice:
+        if forced is not None:
+            refused = KERNELS[forced].refuses(call)
+            if refused is None:
+                return Choice(forced, "forced by the override")
+        costs, default = {}, default_kernel(call)
+        if self.table is not None:
+            for kernel in KERNELS.values():
+                if not kernel.refuses(call) and (cost := self.table.cost(kernel.name, call)) is not None:
+                    costs[kernel.name] = cost
+        if default in costs:  # (a kernel replaces the default only where both were measured)
+            best = min(costs, key=lambda name: (costs[name], name))
+            if costs[best] * MARGIN > costs[default]:
+                best = default
+            others = ", ".join(f"{name} {1e3 * cost:.3g}" for name, cost in sorted(costs.items()) if name != best)
+            reason = f"cheapest by the cost table: {1e3 * costs[best]:.3g} ms" + (f" (vs {others})" if others else "")
+        else:
+            best, reason = default, "the default (" + ("no cost table)" if self.table is None else "not in the table)")
+        if forced is not None:
+            reason += f"; the override {forced!r} cannot serve it: {KERNELS[forced].refuses(call)}"
+        return Choice(best, reason)
+
+    def linear(self, device: torch.device) -> Choice:
+        """Which units serve the products of Linear layers under bf16 autocast on ``device``: "bf16" (autocast's
+        own GEMM) or "fp32" (:class:`~omniperceiver.core.kernels.fp32_units.LinearOnFp32Units`), and why."""
+        if device.type not in self._linear:
+            self._linear[device.type] = self._choose_linear(device)
+        return self._linear[device.type]
+
+    def _choose_linear(self, device: torch.device) -> Choice:
+        if device.type != "cpu":
+            return Choice("bf16", "fp32 units only on the CPU")
+        if self.linear_units is not None:
+            return Choice(self.linear_units, "forced by the override")
+        rates = self.table.gemm_gflops if self.table is not None else {}
+        if "fp32" not in rates or "bf16" not in rates:
+            return Choice("bf16", "the default (no GEMM rates measured)")
+        fp32, bf16 = rates["fp32"], rates["bf16"]
+        units = "fp32" if bf16 * SLOWER_BY <= fp32 else "bf16"
+        return Choice(
+            units, f"GEMM rates: fp32 {fp32:.0f}, bf16 {bf16:.0f} GFLOP/s (fp32 units if {SLOWER_BY}x faster)"
+        )
+
+    def describe(self) -> str:
+        if self.table is None:
+            return "the default policy (no cost table)"
+        rates = ", ".join(f"{dtype} {rate:.0f}" for dtype, rate in self.table.gemm_gflops.items())
+        return f"cost table of {self.table.device_kind}, torch {self.table.torch_version} (GEMM GFLOP/s: {rates})"
+
+
+# The process's policy ------------------------------------------------------------------------------------------
+
+
+def device_kind(device: torch.device) -> str:
+    """A name for the kind of ``device`` whose costs a table holds: the GPU's name, or the CPU's model name,
+    instruction set and threads."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    if device.type != "cpu":
+        return device.type
+    model = "cpu"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return f"cpu:{model}:{torch.backends.cpu.get_cpu_capability()}:{torch.get_num_threads()} threads"
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "omniperceiver"
+
+
+def cache_path(kind: str) -> Path:
+    key = hashlib.sha256(f"{kind}|torch {torch.__version__}".encode()).hexdigest()[:16]
+    return cache_folder() / f"compute-{key}.json"
+
+
+def load_table(kind: str) -> CostTable | None:
+    """The cached table of device ``kind`` and this torch; None (with a one-line warning for a bad file)."""
+    path = cache_path(kind)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        warnings.warn(f"omniperceiver: ignoring the compute cache {path}: {error.strerror}", stacklevel=2)
+        return None
+    try:
+        table = CostTable.from_json(json.loads(text))
+        if (table.device_kind, table.torch_version) != (kind, torch.__version__):
+            raise ValueError(f"it is for {table.device_kind}, torch {table.torch_version}")
+    except ValueError as error:  # (json.JSONDecodeError is a ValueError)
+        warnings.warn(f"omniperceiver: ignoring the compute cache {path}: {error}", stacklevel=2)
+        return None
+    return table
+
+
+def save_table(table: CostTable) -> Path:
+    """Write ``table`` atomically to its cache file; the path."""
+    path = cache_path(table.device_kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".compute-", suffix=".tmp", delete=False) as file:
+        json.dump(table.to_json(), file, indent=1)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(file.name, path)
+    return path
+
+
+def _broadcast_from_rank_0(table: CostTable | None) -> CostTable | None:
+    """Rank 0's table on every rank of an initialized process group (else ``table``)."""
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()):
+        return table
+    message = [json.dumps(table.to_json()) if table is not None else None]
+    distributed.broadcast_object_list(message, src=0)
+    return None if message[0] is None else CostTable.from_json(json.loads(message[0]))
+
+
+def policy_from_environment(device: torch.device) -> Policy:
+    """The policy that the environment asks for: overrides, and the cached or freshly calibrated table of
+    ``device``'s kind (rank 0's under torch.distributed) unless ``OMNIPERCEIVER_CALIBRATION=off``."""
+    calibration = os.environ.get("OMNIPERCEIVER_CALIBRATION", "auto")
+    if calibration not in ("auto", "off"):
+        raise ValueError(f"OMNIPERCEIVER_CALIBRATION must be 'auto' or 'off', got {calibration!r}")
+    table = None
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if calibration == "auto" and (not distributed or torch.distributed.get_rank() == 0):
+        kind = device_kind(device)
+        table = load_table(kind)
+        if table is None:
+            from omniperceiver.core.kernels.calibration import calibrate
+
+            table = calibrate(device, budget_s=LAZY_BUDGET_S)
+            with contextlib.suppress(OSError):
+                save_table(table)
+    if calibration == "auto":
+        table = _broadcast_from_rank_0(table)
+    return Policy(
+        table,
+        attention_kernel=os.environ.get("OMNIPERCEIVER_ATTENTION") or None,
+        linear_units=os.environ.get("OMNIPERCEIVER_LINEAR_UNITS") or None,
+    )
+
+
+_policies: dict[str, Policy] = {}  # per device type, made on first use
+_forced: list[Policy] = []  # use_policy's stack
+
+
+def active_policy(device: torch.device) -> Policy:
+    """The policy that serves ``device`` now: the innermost :func:`use_policy`, else the process's own."""
+    if _forced:
+        return _forced[-1]
+    if device.type not in _policies:
+        _policies[device.type] = policy_from_environment(device)
+    return _policies[device.type]
+
+
+@contextlib.contextmanager
+def use_policy(policy: Policy) -> Iterator[Policy]:
+    """Run the block with ``policy`` deciding on every device (tests, ``info --compute``, benchmarks)."""
+    _forced.append(policy)
+    try:
+        yield policy
+    finally:
+        _forced.pop()

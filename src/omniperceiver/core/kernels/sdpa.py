@@ -1,0 +1,48 @@
+"""SDPA's fused kernels (``torch.nn.functional.scaled_dot_product_attention``), with head channels padded where
+a fused kernel needs them, and its CPU flash kernel on the fp32 units."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from omniperceiver.core.kernels.fp32_units import FlashOnFp32Units
+
+
+def padded_widths(device_type: str, d: int, dv: int) -> tuple[int, int]:
+    """The q/k (d) and v (dv) head widths that :func:`pad_head_channels` pads to on ``device_type``."""
+    if device_type == "cuda":
+        return d + -d % 8, dv + -dv % 8
+    if device_type == "cpu":
+        return max(d, dv), max(d, dv)
+    return d, dv
+
+
+def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Zero-pad head channels so that SDPA can run a fused kernel instead of its math kernel, which
+    materializes the (B, H, O, M) probabilities: on CUDA to multiples of 8 (aligned channels); on the CPU,
+    whose flash kernel needs one width for q, k and v, q and k (d) or v (dv) to the larger of the two.
+
+    Zero channels add nothing to q·k, and the extra output channels that v's padding produces are cut off by
+    the caller (who keeps the 1/sqrt(d) scale of the unpadded width).
+    """
+    d, dv = padded_widths(q.device.type, q.shape[-1], v.shape[-1])
+    if d > q.shape[-1]:
+        q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
+    if dv > v.shape[-1]:
+        v = F.pad(v, (0, dv - v.shape[-1]))
+    return q, k, v
+
+
+def sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
+    """SDPA of q (B, H, O, d) over k (B, H, M, d), v (B, H, M, dv): (B, H, O, dv), head channels padded."""
+    head_channels = v.shape[-1]
+    q, k, v = pad_head_channels(q, k, v)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, scale=scale)
+    return out[..., :head_channels]
+
+
+def sdpa_on_fp32_units(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
+    """The CPU flash kernel in fp32 on bf16 q, k, v of one head width, unmasked, without dropout."""
+    assert mask is None and not dropout and q.shape[-1] == v.shape[-1], "the policy checks what this kernel takes"
+    return FlashOnFp32Units.apply(q, k, v, scale)

@@ -1,0 +1,71 @@
+"""Cost tables of the two kinds of CPU the compute policy must serve, for tests (no timing inside tests).
+
+Coefficients per "kernel/dtype/pass": (seconds per call, seconds per product GFLOP, seconds per million scores).
+The GEMM rates are the measured ones of the issue: a CPU whose bf16 GEMM runs at half its fp32 rate (no AMX, slow
+avx512_core_bf16 kernels), and one whose bf16 GEMM runs at 895 against 188 GFLOP/s in fp32, where SDPA's bf16
+flash kernel reaches a fraction of it and two plain GEMMs do better.
+"""
+
+from omniperceiver.core.kernels.policy import CostTable
+
+
+def table(kind: str, gemm: dict[str, float], per_gflop: dict[str, float], per_mscore: dict[str, float]) -> CostTable:
+    """A table whose kernels cost 20 µs per call, ``per_gflop[kernel/dtype]`` s per product GFLOP and
+    ``per_mscore[kernel/dtype]`` s per million scores forward; forward+backward 3x that."""
+    attention = {}
+    for key, seconds_per_gflop in per_gflop.items():
+        terms = (20e-6, seconds_per_gflop, per_mscore[key])
+        attention[f"{key}/fwd"] = terms
+        attention[f"{key}/train"] = tuple(3 * t for t in terms)
+    return CostTable(f"cpu:{kind}", "test", gemm, attention)
+
+
+FAST_BF16 = table(
+    "fast bf16",
+    {"fp32": 188.0, "bf16": 895.0},
+    {
+        "sdpa/fp32": 1 / 150,
+        "materialized/fp32": 1 / 180,
+        "chunked/fp32": 1 / 170,
+        "sdpa/bf16": 1 / 200,  # the bf16 flash kernel: 22% of the bf16 GEMM rate
+        "materialized/bf16": 1 / 800,
+        "chunked/bf16": 1 / 700,
+        "sdpa-fp32/bf16": 1 / 150,
+        "chunked-fp32/bf16": 1 / 170,
+    },
+    {
+        "sdpa/fp32": 1e-4,
+        "materialized/fp32": 2e-3,
+        "chunked/fp32": 2.2e-3,
+        "sdpa/bf16": 1e-4,
+        "materialized/bf16": 1.5e-3,
+        "chunked/bf16": 1.8e-3,
+        "sdpa-fp32/bf16": 2e-4,
+        "chunked-fp32/bf16": 2.4e-3,
+    },
+)
+
+SLOW_BF16 = table(
+    "slow bf16",
+    {"fp32": 320.0, "bf16": 160.0},
+    {
+        "sdpa/fp32": 1 / 250,
+        "materialized/fp32": 1 / 290,
+        "chunked/fp32": 1 / 280,
+        "sdpa/bf16": 1 / 90,
+        "materialized/bf16": 1 / 140,
+        "chunked/bf16": 1 / 130,
+        "sdpa-fp32/bf16": 1 / 240,
+        "chunked-fp32/bf16": 1 / 270,
+    },
+    {
+        "sdpa/fp32": 1e-4,
+        "materialized/fp32": 2e-3,
+        "chunked/fp32": 2e-3,
+        "sdpa/bf16": 1e-4,
+        "materialized/bf16": 2e-3,
+        "chunked/bf16": 2e-3,
+        "sdpa-fp32/bf16": 2e-4,
+        "chunked-fp32/bf16": 2.2e-3,
+    },
+)
