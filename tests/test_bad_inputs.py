@@ -297,6 +297,10 @@ CASES = [
     # the command line itself
     Case("no-command", [], 2, "a COMMAND is needed"),
     Case("unknown-command", ["fly"], 2, "'fly'"),
+    # calibrate
+    Case("calibrate-unknown-device", ["calibrate", "--device", "bogus"], 2, "'bogus'"),
+    Case("calibrate-missing-device", ["calibrate", "--device", "xpu"], 2, "no xpu device"),
+    Case("calibrate-negative-budget", ["calibrate", "--budget", "-1"], 2, "'-1'"),
     # Python: from_pretrained
     Case("from-pretrained-missing", lambda d: op.from_pretrained(d / "nothing-here"), FileNotFoundError,
          "nothing-here"),

@@ -61,6 +61,30 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def available_device(text: str) -> torch.device:
+    """argparse type: a torch device that this machine has (cpu, cuda, cuda:1, ...)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu or cuda, got {text!r}") from None
+    if device.type != "cpu" and not (device.type == "cuda" and torch.cuda.is_available()):
+        raise argparse.ArgumentTypeError(
+            f"this machine has no {text} device (torch sees: cpu{', cuda' if torch.cuda.is_available() else ''})"
+        )
+    return device
+
+
 def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
@@ -135,7 +159,7 @@ def calibrate(args: argparse.Namespace) -> None:
     from omniperceiver.core.kernels.calibration import calibrate as measure
     from omniperceiver.core.kernels.policy import Policy, save_table
 
-    table = measure(torch.device(args.device), budget_s=args.budget)
+    table = measure(args.device, budget_s=args.budget)
     path = save_table(table)
     print(f"{Policy(table).describe()}\nsaved to {path}")
     for key, (per_call, per_gflop, per_mscore) in table.attention.items():
@@ -302,8 +326,10 @@ def _parser() -> argparse.ArgumentParser:
         "compute policy picks kernels by (in $XDG_CACHE_HOME/omniperceiver or ~/.cache/omniperceiver).",
         "omniperceiver calibrate",
     )
-    calibrate_parser.add_argument("--device", default="cpu", help="torch device to measure (default cpu)")
-    calibrate_parser.add_argument("--budget", type=float, default=30.0, help="seconds at most (default 30)")
+    calibrate_parser.add_argument(
+        "--device", type=available_device, default="cpu", help="torch device to measure (default cpu)"
+    )
+    calibrate_parser.add_argument("--budget", type=positive_seconds, default=30.0, help="seconds at most (default 30)")
     calibrate_parser.set_defaults(run=calibrate)
     convert_parser = command(
         "convert",
