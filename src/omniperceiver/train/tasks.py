@@ -166,7 +166,9 @@ def _sequence_input(splits: Splits, size: ModelSize, index: int = 0) -> InputAda
 
 
 def _point_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
-    return PointCloudInputConfig(num_bands=size.fourier_bands, max_frequency=size.fourier_bands, radial_features=True)
+    return PointCloudInputConfig(
+        num_bands=size.fourier_bands, max_frequency=size.fourier_bands, radial_features=True, align_axes=True
+    )
 
 
 def _text_input(splits: Splits, size: ModelSize) -> InputAdapterConfig:
