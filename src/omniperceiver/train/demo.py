@@ -30,16 +30,16 @@ class DemoTask:
     reference: bool = False
 
 
-DEMO = (
-    DemoTask("mnist", 0.93, ("training.epochs=3",)),
-    DemoTask("spoken-digits", 0.95, ("training.epochs=4",)),
+DEMO = (  # each threshold at least 3 standard deviations of its result over seeds from its mean: docs/demo-seeds.md
+    DemoTask("mnist", 0.94, ("training.epochs=3",)),
+    DemoTask("spoken-digits", 0.96, ("training.epochs=4",)),
     DemoTask("fortunes", 0.97, ("training.epochs=2",)),
-    DemoTask("shapes", 0.90, ("training.epochs=10",)),
-    DemoTask("audiovisual-image", 0.23, ("training.epochs=3",), reference=True),
-    DemoTask("audiovisual-audio", 0.66, ("training.epochs=3",), reference=True),
-    DemoTask("audiovisual-digits", 0.78, ("training.epochs=3",), beats=("audiovisual-image", "audiovisual-audio")),
-    DemoTask("flow-pairs", 0.55, ("training.epochs=1",)),
-    DemoTask("fortunes-lm", 3.3, ("training.epochs=1",)),
+    DemoTask("shapes", 0.95, ("training.epochs=10",)),
+    DemoTask("audiovisual-image", 0.60, ("training.epochs=3",), reference=True),
+    DemoTask("audiovisual-audio", 0.67, ("training.epochs=3",), reference=True),
+    DemoTask("audiovisual-digits", 0.87, ("training.epochs=3",), beats=("audiovisual-image", "audiovisual-audio")),
+    DemoTask("flow-pairs", 0.53, ("training.epochs=1",)),
+    DemoTask("fortunes-lm", 3.2, ("training.epochs=1",)),
 )
 
 
