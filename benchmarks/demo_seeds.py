@@ -24,6 +24,7 @@ from pathlib import Path
 
 from omniperceiver.files import atomic_write
 from omniperceiver.train.demo import DEMO, DemoResult, run_demo
+from omniperceiver.train.recipe import load_recipe
 
 
 def selected_tasks(only: list[str] | None) -> list:
@@ -88,6 +89,11 @@ def main() -> None:
             raise SystemExit(f"--set {item!r}: expected TASK:KEY=VALUE with TASK one of the measured tasks")
         extra[task].append(override)
     tasks = [dataclasses.replace(d, quick=tuple(extra[d.recipe])) for d in tasks]  # applied as quick overrides
+    for d in tasks:  # a bad override: one line now, not a traceback after hours of training
+        try:
+            load_recipe(d.recipe, list(d.quick))
+        except ValueError as error:
+            raise SystemExit(f"--set {d.recipe}: {error}") from None
 
     output_dir = Path(args.output_dir)
     runs: dict[int, list[DemoResult]] = {}

@@ -44,11 +44,14 @@ class PointCloudInputAdapter(InputAdapter):
             raise ValueError(f"expected points (B, M, d={c.dimensions}), got {tuple(x.shape)}")
         if mask is not None:
             check_mask(mask, "(B, M)", tuple(x.shape[:2]))
-        weights = mask.unsqueeze(-1).to(x.dtype) if mask is not None else torch.ones_like(x[..., :1])
-        centre = (x * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
-        coordinates = principal_axes(x - centre, weights) if c.align_axes else x
-        if c.radial_features:
-            coordinates = torch.cat([coordinates, (x - centre).norm(dim=-1, keepdim=True)], dim=-1)
+        coordinates = x
+        if c.align_axes or c.radial_features:
+            weights = mask.unsqueeze(-1).to(x.dtype) if mask is not None else torch.ones_like(x[..., :1])
+            centred = x - (x * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
+            if c.align_axes:
+                coordinates = principal_axes(centred, weights)
+            if c.radial_features:
+                coordinates = torch.cat([coordinates, centred.norm(dim=-1, keepdim=True)], dim=-1)
         resolution = (2 * c.max_frequency,) * coordinates.shape[-1]
         features = fourier_features(
             coordinates.flatten(0, 1), c.num_bands, resolution, concat_pos=True, sine_only=False
