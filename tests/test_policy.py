@@ -31,8 +31,8 @@ LANGUAGE_LATENTS = dict(bh=8 * 8, queries=256, keys=256, d=32, dv=160)  # langua
         (FAST_BF16, VISION_LATENTS, "bf16", False, "materialized"),
         (FAST_BF16, VISION_LATENTS, "bf16", True, "sdpa"),  # no materialized map (larger than q, k and v); chunked
         # is predicted 5% faster only: within MARGIN, the default stays
-        (FAST_BF16, VISION_CROSS, "bf16", False, "materialized"),
-        (FAST_BF16, VISION_CROSS, "bf16", True, "materialized"),
+        (FAST_BF16, VISION_CROSS, "bf16", False, "chunked"),  # a map larger than a chunked block: in blocks
+        (FAST_BF16, VISION_CROSS, "bf16", True, "chunked"),
         (FAST_BF16, VISION_LATENTS, "fp32", False, "sdpa"),
         # slow bf16 GEMMs: bf16 products on the fp32 units
         (SLOW_BF16, VISION_LATENTS, "bf16", False, "sdpa-fp32"),
@@ -68,10 +68,11 @@ def test_materialized_is_refused_where_its_map_would_outweigh_q_k_and_v():
     big = call("bf16", True, **VISION_LATENTS)  # (B·H, O, M) 8·512·512 probabilities, q, k, v 8·512·(128 + 256)
     assert "probabilities" in KERNELS["materialized"].refuses(big)
     assert KERNELS["materialized"].refuses(call("bf16", False, **VISION_LATENTS)) is None
-    assert KERNELS["materialized"].refuses(call("bf16", True, **VISION_CROSS)) is None
-    batch_8 = call("bf16", False, **{**VISION_CROSS, "bh": 8})  # 8·512·50,176 scores: chunked bounds the memory
-    assert "maps of at most 33,554,432 scores" in KERNELS["materialized"].refuses(batch_8)
-    assert Policy(FAST_BF16).attention(batch_8).name == "chunked"
+    small = dict(bh=8, queries=64, keys=64, d=32, dv=32, mask="none")  # 8·64·64 probabilities, q, k, v 8·64·96
+    assert KERNELS["materialized"].refuses(call("bf16", True, **small)) is None
+    cross = call("bf16", False, **VISION_CROSS)  # 512·50,176 scores: more than a chunked block, which bounds memory
+    assert "maps of at most 4,194,304 scores" in KERNELS["materialized"].refuses(cross)
+    assert Policy(FAST_BF16).attention(cross).name == "chunked"
 
 
 def test_linear_units_follow_the_gemm_rates():

@@ -64,8 +64,9 @@ def _accumulate(total: Tensor | None, part: Tensor) -> Tensor:
 
 
 def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
-    """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in fp32 or wider: (B, H, o, M)."""
-    scores = _wide(batched_products(q_scaled, k, transpose_b=True))
+    """Softmax of the scores of scaled q (B, H, o, d) against k (B, H, M, d), in their dtype (softmax
+    accumulates in fp32 or wider all the same): (B, H, o, M)."""
+    scores = batched_products(q_scaled, k, transpose_b=True)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1)
@@ -83,7 +84,7 @@ def _forward(
         rows_out = []
         for rows in row_blocks:
             probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
-            rows_out.append(batched_products(probs.to(v.dtype), values))
+            rows_out.append(batched_products(probs, values))
         out.append(_cat(rows_out, dim=-2))
     return _cat(out, dim=0).to(dtype)
 
@@ -100,26 +101,27 @@ class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, mask = ctx.saved_tensors
-        scale, dtype, work = ctx.scale, v.dtype, _working_dtype(v, ctx.fp32_units)
+        scale, work = ctx.scale, _working_dtype(v, ctx.fp32_units)
+        # laid out as q, k and v are (heads of Linear outputs), so that the gradients of those Linear layers' outputs
+        # are contiguous for their products
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         q, k, v, grad_out = q.to(work), k.to(work), v.to(work), grad_out.to(work)
         example_blocks, row_blocks = blocks(q, k, ctx.block_values)
-        grad_q, grad_k, grad_v = [], [], []
         for examples in example_blocks:
             keys, values = k[examples], v[examples]
-            rows_grad_q, example_grad_k, example_grad_v = [], None, None
+            example_grad_k, example_grad_v = None, None
             for rows in row_blocks:
                 q_scaled, grad_rows = q[examples, :, rows] * scale, grad_out[examples, :, rows]
                 probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, rows))
-                grad_probs = _wide(grad_rows @ values.transpose(-1, -2))
+                grad_probs = batched_products(grad_rows, values, transpose_b=True)
                 grad_scores = torch.ops.aten._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-                grad_scores = grad_scores.to(q.dtype)
-                rows_grad_q.append(grad_scores @ keys * scale)
-                example_grad_k = _accumulate(example_grad_k, grad_scores.transpose(-1, -2) @ q_scaled)
-                example_grad_v = _accumulate(example_grad_v, probs.to(v.dtype).transpose(-1, -2) @ grad_rows)
-            grad_q.append(_cat(rows_grad_q, dim=-2))
-            grad_k.append(example_grad_k.to(dtype))
-            grad_v.append(example_grad_v.to(dtype))
-        return _cat(grad_q, 0).to(dtype), _cat(grad_k, 0), _cat(grad_v, 0), None, None, None, None
+                grad_q[examples, :, rows] = batched_products(grad_scores, keys) * scale
+                part_k = batched_products(grad_scores, q_scaled, transpose_a=True)
+                example_grad_k = _accumulate(example_grad_k, part_k)
+                example_grad_v = _accumulate(example_grad_v, batched_products(probs, grad_rows, transpose_a=True))
+            grad_k[examples] = example_grad_k
+            grad_v[examples] = example_grad_v
+        return grad_q, grad_k, grad_v, None, None, None, None
 
 
 def chunked_attention(
@@ -135,9 +137,10 @@ def chunked_attention(
     """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv) of one dtype: (B, H, O, dv).
 
     ``mask`` is boolean, broadcastable to (B, H, O, M), True = may be attended; every query row must have a key
-    it may attend. Scores and softmax are computed in fp32, the products in the inputs' dtype (bf16 ones in fp32
-    with ``fp32_units``). Blocks of the map hold at most ``block_values`` values. With autograd, only q, k, v and
-    the mask are kept for backward.
+    it may attend. Everything runs in the inputs' dtype (bf16 ones in fp32 with ``fp32_units``), as materialized
+    attention does: softmax accumulates in fp32 or wider, and the map, in blocks, is never made wider (an fp32
+    copy of a bf16 block doubles the memory traffic that bounds this kernel on the CPU). Blocks of the map hold
+    at most ``block_values`` values. With autograd, only q, k, v and the mask are kept for backward.
     """
     with torch.autocast(q.device.type, enabled=False):
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):

@@ -5,9 +5,9 @@ Decided once per call class, visibly, from a cost table:
 * an **attention call class** (:class:`AttentionCall`) is what the choice depends on: device, dtype, grad or
   not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
   (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
-  cheapest runs. Materialized attention serves maps of at most ``MAX_MAP_VALUES`` scores, and with autograd
-  only maps no larger than q, k and v together (it keeps the probabilities for backward): memory stays of the
-  order of the fused kernels'.
+  cheapest runs. Materialized attention serves maps of at most ``MAX_MAP_VALUES`` scores (a block of the chunked
+  kernel, which serves larger maps as fast in blocks), and with autograd only maps no larger than q, k and v
+  together (it keeps the probabilities for backward): memory stays of the order of the fused kernels'.
 * the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
   each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
@@ -51,12 +51,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from omniperceiver.core.kernels.chunked import chunked_attention
+from omniperceiver.core.kernels.chunked import BLOCK_VALUES, chunked_attention
 from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
-MAX_MAP_VALUES = 1 << 25  # the largest map materialized attention takes (128 MiB in fp32; twice that at once)
+# the largest map materialized attention takes: the chunked kernel's block, so that its memory is never more
+MAX_MAP_VALUES = BLOCK_VALUES
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
