@@ -32,7 +32,7 @@ LANGUAGE_LATENTS = dict(bh=8 * 8, queries=256, keys=256, d=32, dv=160)  # langua
         (FAST_BF16, VISION_LATENTS, "bf16", True, "sdpa"),  # no materialized map (larger than q, k and v); chunked
         # is predicted 5% faster only: within MARGIN, the default stays
         (FAST_BF16, VISION_CROSS, "bf16", False, "chunked"),  # a map larger than a chunked block: in blocks
-        (FAST_BF16, VISION_CROSS, "bf16", True, "chunked"),
+        (FAST_BF16, VISION_CROSS, "bf16", True, "materialized"),  # no larger than q, k and v: kept for backward
         (FAST_BF16, VISION_LATENTS, "fp32", False, "sdpa"),
         # slow bf16 GEMMs: bf16 products on the fp32 units
         (SLOW_BF16, VISION_LATENTS, "bf16", False, "sdpa-fp32"),
@@ -72,6 +72,7 @@ def test_materialized_is_refused_where_its_map_would_outweigh_q_k_and_v():
     assert KERNELS["materialized"].refuses(call("bf16", True, **small)) is None
     cross = call("bf16", False, **VISION_CROSS)  # 512·50,176 scores: more than a chunked block, which bounds memory
     assert "maps of at most 4,194,304 scores" in KERNELS["materialized"].refuses(cross)
+    assert KERNELS["materialized"].refuses(call("bf16", True, **VISION_CROSS)) is None
     assert Policy(FAST_BF16).attention(cross).name == "chunked"
 
 

@@ -5,9 +5,11 @@ Decided once per call class, visibly, from a cost table:
 * an **attention call class** (:class:`AttentionCall`) is what the choice depends on: device, dtype, grad or
   not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
   (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
-  cheapest runs. Materialized attention serves maps of at most ``MAX_MAP_VALUES`` scores (a block of the chunked
-  kernel, which serves larger maps as fast in blocks), and with autograd only maps no larger than q, k and v
-  together (it keeps the probabilities for backward): memory stays of the order of the fused kernels'.
+  cheapest runs. Materialized attention serves maps no larger than q, k and v together with autograd (it keeps
+  the probabilities for backward; the chunked kernel's backward accumulates the gradients of k and v over blocks
+  of query rows, 3x slower than materialized attention for one head over 50,176 keys), and without autograd maps
+  of at most ``MAX_MAP_VALUES`` scores (a block of the chunked kernel, which serves larger maps as fast in
+  blocks): memory stays of the order of the fused kernels'.
 * the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
   each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
@@ -56,7 +58,7 @@ from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
-# the largest map materialized attention takes: the chunked kernel's block, so that its memory is never more
+# the largest map materialized attention takes without autograd: a chunked block, so that its memory is never more
 MAX_MAP_VALUES = BLOCK_VALUES
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
@@ -163,10 +165,10 @@ def _refuses_flash_fp32(call: AttentionCall) -> str | None:
 def _refuses_materialized(call: AttentionCall) -> str | None:
     kept = call.batch_heads * (call.queries * call.qk_width + call.keys * (call.qk_width + call.v_width))
     scores = call.batch_heads * call.queries * call.keys
-    if call.grad and scores > kept:
-        return "with autograd only where its probabilities are no larger than q, k and v"
+    if call.grad:
+        return "with autograd only where its probabilities are no larger than q, k and v" if scores > kept else None
     if scores > MAX_MAP_VALUES:
-        return f"maps of at most {MAX_MAP_VALUES:,} scores only"
+        return f"without autograd, maps of at most {MAX_MAP_VALUES:,} scores only"
     return None
 
 
