@@ -73,6 +73,7 @@ def test_materialized_is_refused_where_its_map_would_outweigh_q_k_and_v():
     cross = call("bf16", False, **VISION_CROSS)  # 512·50,176 scores: more than a chunked block, which bounds memory
     assert "maps of at most 4,194,304 scores" in KERNELS["materialized"].refuses(cross)
     assert KERNELS["materialized"].refuses(call("bf16", True, **VISION_CROSS)) is None
+    assert Policy(FAST_BF16).attention(cross).name == "chunked"
 
 
 def test_chunked_trains_only_maps_of_at_most_one_block_per_head():
@@ -80,7 +81,6 @@ def test_chunked_trains_only_maps_of_at_most_one_block_per_head():
     assert "per head" in KERNELS["chunked"].refuses(call("bf16", True, **VISION_CROSS))
     assert KERNELS["chunked"].refuses(call("bf16", False, **VISION_CROSS)) is None
     assert KERNELS["chunked"].refuses(call("bf16", True, **LANGUAGE_LATENTS)) is None
-    assert Policy(FAST_BF16).attention(cross).name == "chunked"
 
 
 def test_linear_units_follow_the_gemm_rates():
