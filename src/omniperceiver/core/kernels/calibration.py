@@ -69,8 +69,8 @@ def _attention_step(kernel: str, shape: tuple[int, ...], dtype: torch.dtype, dev
 
 def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float] | None:
     """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds, in relative
-    error; None where
-    that model misses a measurement by more than ``FIT_TOLERANCE`` (noise, e.g. other processes on the cores)."""
+    error; None where that model misses a measurement by more than ``FIT_TOLERANCE`` (noise, e.g. other
+    processes on the cores)."""
     features = torch.tensor([[1.0, c.product_gflop, c.mscores] for c, _ in points], dtype=torch.float64)
     seconds = torch.tensor([[s] for _, s in points], dtype=torch.float64)
     relative = features / seconds  # each measurement's relative error counts alike, whatever its size

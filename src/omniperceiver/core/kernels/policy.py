@@ -5,12 +5,12 @@ Decided once per call class, visibly, from a cost table:
 * an **attention call class** (:class:`AttentionCall`) is what the choice depends on: device, dtype, grad or
   not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
   (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
-  cheapest runs. Materialized attention serves maps no larger than q, k and v together with autograd (it keeps
-  the probabilities for backward), and without autograd maps
-  of at most ``MAX_MAP_VALUES`` scores (a block of the chunked kernel, which serves larger maps as fast in
-  blocks): memory stays of the order of the fused kernels'. With autograd the chunked kernel serves maps of at
-  most one block per head: beyond it, its backward accumulates the gradients of k and v over blocks of query
-  rows (one head over 50,176 keys at batch 8: 5.0 s against 1.6 s materialized, 3.3 s SDPA).
+  cheapest runs. Materialized attention serves, with autograd, maps no larger than q, k and v together (it keeps
+  the probabilities for backward), and without autograd maps of at most ``MAX_MAP_VALUES`` scores (a block of the
+  chunked kernel, which serves larger maps as fast in blocks): memory stays of the order of the fused kernels'.
+  With autograd the chunked kernel serves maps of at most one block per head: beyond it, its backward sums the
+  gradients of k and v over blocks of query rows (one head over 50,176 keys at batch 8: 5.0 s against 1.6 s
+  materialized, 3.3 s SDPA).
 * the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
   each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
@@ -23,7 +23,8 @@ Decided once per call class, visibly, from a cost table:
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
   only where the probabilities are asked for, the chunked kernel on the CPU for q/k and v heads of different
-  widths without dropout, SDPA for everything else; Linear layers as autocast makes them.
+  widths where it serves (no dropout; with autograd, at most a block per head), SDPA for everything else;
+  Linear layers as autocast makes them.
 * **overrides** force a kernel where it can serve: a model config's ``attention_kernel`` (every attention of
   that model), else ``OMNIPERCEIVER_ATTENTION`` (a kernel name; or the ``attention_kernel`` of :class:`Policy`);
   ``OMNIPERCEIVER_LINEAR_UNITS`` (``bf16`` or ``fp32``) forces the units of Linear layers.
