@@ -155,3 +155,26 @@ def test_gradients_are_laid_out_as_the_heads_of_linear_outputs():
     grads = torch.autograd.grad(out.square().sum(), (q, k, v))
     assert [grad.stride() for grad in grads] == [t.stride() for t in (q, k, v)]
     assert all(grad.transpose(1, 2).flatten(2).is_contiguous() for grad in grads)
+
+
+def test_keys_and_values_are_laid_out_for_the_products_once_per_call():
+    """CPU bf16 heads are copied to a contiguous layout once, not once per block of query rows."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.manual_seed(0)
+    linear_outputs = [torch.randn(1, n, 2 * w, dtype=torch.bfloat16) for n, w in ((10, 4), (12, 4), (12, 6))]
+    q, k, v = (t.view(1, t.shape[1], 2, -1).transpose(1, 2) for t in linear_outputs)
+    copied = []
+
+    class WatchCopies(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            inputs = {a.untyped_storage().data_ptr() for a in args if isinstance(a, torch.Tensor)}
+            new = isinstance(out, torch.Tensor) and out.untyped_storage().data_ptr() not in inputs  # not a view
+            if new and out.shape in (k.shape, v.shape):
+                copied.append(tuple(out.shape))
+            return out
+
+    with WatchCopies():
+        chunked_attention(q, k, v, scale=0.5, block_values=2 * 2 * 12)  # 5 blocks of 2 query rows
+    assert sorted(copied) == sorted([tuple(k.shape), tuple(v.shape)])

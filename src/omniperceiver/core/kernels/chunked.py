@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from omniperceiver.core.kernels.materialized import batched_products
+from omniperceiver.core.kernels.materialized import batched_products, for_products
 
 # Blocks of the map hold at most this many values by default (16 MiB in fp32); backward holds about three at
 # once. A block is several whole examples (B) where one example's map fits, else blocks of one example's query
@@ -39,6 +39,12 @@ def _working_dtype(t: Tensor, fp32_units: bool) -> torch.dtype:
     """The dtype the products run in: bf16 operands in fp32 on the ``fp32_units`` (their products are exact
     there), else t's own."""
     return torch.float32 if fp32_units and t.dtype == torch.bfloat16 else t.dtype
+
+
+def _operands(fp32_units: bool, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in the working dtype, laid out for the products once (blocks of examples are then views)."""
+    work = _working_dtype(tensors[0], fp32_units)
+    return tuple(for_products(t.to(work)) for t in tensors)
 
 
 def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:
@@ -75,8 +81,8 @@ def _probabilities(q_scaled: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
 def _forward(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, fp32_units: bool, block_values: int
 ) -> Tensor:
-    dtype, work = v.dtype, _working_dtype(v, fp32_units)
-    q, k, v = q.to(work), k.to(work), v.to(work)
+    dtype = v.dtype
+    q, k, v = _operands(fp32_units, q, k, v)
     example_blocks, row_blocks = blocks(q, k, block_values)
     out = []
     for examples in example_blocks:
@@ -101,11 +107,11 @@ class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         q, k, v, mask = ctx.saved_tensors
-        scale, work = ctx.scale, _working_dtype(v, ctx.fp32_units)
+        scale = ctx.scale
         # laid out as q, k and v are (heads of Linear outputs), so that the gradients of those Linear layers' outputs
         # are contiguous for their products
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        q, k, v, grad_out = q.to(work), k.to(work), v.to(work), grad_out.to(work)
+        q, k, v, grad_out = _operands(ctx.fp32_units, q, k, v, grad_out)
         example_blocks, row_blocks = blocks(q, k, ctx.block_values)
         for examples in example_blocks:
             keys, values = k[examples], v[examples]

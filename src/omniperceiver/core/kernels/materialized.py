@@ -36,19 +36,22 @@ def batched_products(a: Tensor, b: Tensor, *, transpose_a: bool = False, transpo
     as (..., k, n) / (..., m, k): one torch.bmm over the flattened leading dimensions where they agree, with
     the operands transposed after they are flattened, so that bmm reads them in place (given a transposed 4-D
     view it copies it: 2.6x the time of (1, 1, 512, 256) x (1, 1, 256, 50,176) in bf16 on the CPU); else matmul
-    (broadcast dimensions, mixed dtypes).
-
-    A head of a Linear layer's output is a strided view. The CPU's bf16 and fp16 products (oneDNN) read it at
-    about 70% of their rate, so they get contiguous copies (the vision model's latent attention: 1.9 against
-    2.7 ms per call, copies included); its fp32 products read it in place faster than a copy allows (the
-    language model's cross-attention: 10 against 19 ms), and so do GPUs'."""
+    (broadcast dimensions, mixed dtypes). The operands are laid out by :func:`for_products` first."""
     if a.dim() < 3 or a.shape[:-2] != b.shape[:-2] or a.dtype != b.dtype:
         return (a.transpose(-1, -2) if transpose_a else a) @ (b.transpose(-1, -2) if transpose_b else b)
-    if a.device.type == "cpu" and a.dtype in (torch.bfloat16, torch.float16):
-        a, b = a.contiguous(), b.contiguous()
+    a, b = for_products(a), for_products(b)
     a3, b3 = (t.reshape(-1, *t.shape[-2:]) for t in (a, b))
     out = torch.bmm(a3.transpose(1, 2) if transpose_a else a3, b3.transpose(1, 2) if transpose_b else b3)
     return out.view(*a.shape[:-2], *out.shape[-2:])
+
+
+def for_products(t: Tensor) -> Tensor:
+    """``t`` laid out for :func:`batched_products`. A head of a Linear layer's output is a strided view: the CPU's
+    bf16 and fp16 products (oneDNN) read it at about 70% of their rate, so it becomes a contiguous copy (the
+    vision model's latent attention: 1.9 against 2.7 ms per call, copies included); fp32 products on the CPU read
+    it in place faster than a copy allows (the language model's cross-attention: 10 against 19 ms), and so do
+    GPUs', so there it stays as it is."""
+    return t.contiguous() if t.device.type == "cpu" and t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def materialized(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
