@@ -282,3 +282,25 @@ def test_a_model_config_forces_the_kernel_of_every_attention(single_thread):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"attention_kernel.*'flash'.*one of \['chunked'"):
         dataclasses.replace(model.config, attention_kernel="flash")
+
+
+def test_the_command_prints_a_bad_cache_file_as_one_line(tmp_path):
+    """Through the real command: the warning is its own line, without Python's file:line prefix."""
+    import os
+    import subprocess
+    import sys
+
+    from omniperceiver import zoo
+
+    zoo.create("language-perceiver", reduced=True).save_pretrained(tmp_path / "model")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "OMNIPERCEIVER_CALIBRATION": "auto"}
+    code = "import torch; from omniperceiver.core.kernels import policy as p; torch.set_num_threads(1); "
+    code += "path = p.cache_path(p.device_kind(torch.device('cpu'))); path.parent.mkdir(parents=True); "
+    code += "path.write_text('{not json'); print(path)"
+    command = [sys.executable, "-c", code]
+    path = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    command = [sys.executable, "-m", "omniperceiver.cli", "info", str(tmp_path / "model"), "--compute"]
+    done = subprocess.run(command, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"omniperceiver: ignoring the compute cache {path}: ")
+    assert len(done.stderr.splitlines()) == 1 and "Warning" not in done.stderr

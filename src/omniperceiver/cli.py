@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -420,9 +421,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """The library's own warnings ("omniperceiver: ...", e.g. an unreadable compute cache) as their one line;
+    others as Python formats them."""
+    text = str(message)
+    if text.startswith("omniperceiver: "):
+        return text + "\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; a user's mistake prints one line ``omniperceiver: error: ...`` and returns 1 (2 for a
-    wrong command line), after its traceback under ``--debug`` or ``OMNIPERCEIVER_DEBUG=1``."""
+    wrong command line), after its traceback under ``--debug`` or ``OMNIPERCEIVER_DEBUG=1``. The library's own
+    warnings print as one line each."""
+    warnings.formatwarning = _format_warning
     parser = _parser()
     try:
         args = parser.parse_args(argv)
