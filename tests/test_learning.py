@@ -6,16 +6,29 @@ seeds. One training run per task, shared by the tests; the fortunes tasks need t
 import pytest
 
 pytest.importorskip("lightning")
+import numpy as np
+import torch
 from helpers import needs_fortunes
+from PIL import Image
 
+import omniperceiver as op
+from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.cli import main
+from omniperceiver.train import load_recipe
 from omniperceiver.train.demo import DEMO, DemoResult, run_demo
+from omniperceiver.train.inputs import AudiovisualInput, ImageInput, MfccInput, PointsInput, SequenceInput, TextInput
 
 pytestmark = needs_fortunes
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, DemoResult]:
-    return {r.task: r for r in run_demo(tmp_path_factory.mktemp("demo"), progress=False)}
+def demo_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def results(demo_dir) -> dict[str, DemoResult]:
+    return {r.task: r for r in run_demo(demo_dir, progress=False)}
 
 
 @pytest.mark.parametrize("demo", DEMO, ids=[d.recipe for d in DEMO])
@@ -27,3 +40,64 @@ def test_each_task_beats_its_threshold_and_its_baseline(results, demo):
 def test_fusion_beats_each_modality_alone(results):
     fused = results["audiovisual-digits"].result
     assert fused > results["audiovisual-image"].result and fused > results["audiovisual-audio"].result
+
+
+def _png(path, image):
+    """An image (H, W, C) in [0, 1] as an 8-bit PNG (gray for one channel)."""
+    pixels = (image.clamp(0, 1) * 255).round().byte().numpy()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)
+    return [path]
+
+
+def _files(task, example, folder):
+    """One test example of ``task`` written as the files its dataset's folders hold."""
+    inputs = task.inputs(example)
+    kind = type(task.input)
+    if kind is ImageInput:
+        return _png(folder / "example.png", inputs[0][0])
+    if kind is TextInput or task.input is None:
+        path = folder / "example.txt"
+        ids, mask = inputs[0][0], inputs[1][0]
+        path.write_text(ByteTokenizer().decode(ids[mask][: 40 if task.input is None else None]), encoding="utf-8")
+        return [path]
+    if kind in (SequenceInput, MfccInput):
+        np.save(folder / "example.npy", inputs[0][0][inputs[1][0]].numpy())
+        return [folder / "example.npy"]
+    if kind is PointsInput:
+        np.save(folder / "example.npy", inputs[0][0].numpy())
+        return [folder / "example.npy"]
+    if kind is AudiovisualInput:
+        images, audio, mask = inputs
+        np.savez(folder / "example.npz", image=images[0].numpy(), audio=audio[0][mask[0]].numpy())
+        return [folder / "example.npz"]
+    frames = inputs[0][0]  # FlowInput: (2, 3, H, W) in [-1, 1]
+    return [
+        _png(folder / f"{name}.png", (frame.permute(1, 2, 0) + 1) / 2)[0]
+        for name, frame in zip(("first", "second"), frames, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("demo", DEMO, ids=[d.recipe for d in DEMO])
+def test_predict_runs_every_trained_model_on_files(results, demo_dir, demo, tmp_path, capsys):
+    """`omniperceiver predict RUN FILE` on a test example written as a file: a classifier's top class is the
+    model's own on the dataset's tensors; flow, segmentation and language models write or print their output."""
+    run = demo_dir / demo.recipe
+    recipe = load_recipe(run / "recipe.yaml")
+    task = recipe.task
+    example = tuple(t[:1] for t in task.splits(recipe.data_path).test.tensors)
+    files = _files(task, example, tmp_path)
+    capsys.readouterr()
+    assert main(["predict", str(run), *map(str, files), "--top", "1", "--output-dir", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    if task.metric == "accuracy":
+        model = op.from_pretrained(run)
+        x, mask, _ = task.unpack(example)
+        with torch.no_grad():
+            expected = model(x, mask).argmax(-1).item()
+        assert printed.splitlines()[1].split()[-1] == model.config.output.labels[expected], printed
+    elif task.metric == "epe":
+        assert (tmp_path / "out" / "first_flow.png").is_file() and "mean |flow|" in printed
+    elif task.metric == "mean_iou":
+        assert (tmp_path / "out" / "example_labels.png").is_file()
+    else:
+        assert " -> " in printed

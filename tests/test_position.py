@@ -10,6 +10,7 @@ from omniperceiver.core import (
     RotaryPositionEmbedding,
     SinusoidalPositionConfig,
 )
+from omniperceiver.core.position import resize_learned_positions
 
 
 def test_fourier_features_follow_the_reference_layout():
@@ -110,3 +111,54 @@ def test_features_are_cached_for_fixed_encodings_only():
     with torch.no_grad():
         learned.embedding.add_(1.0)
     torch.testing.assert_close(learned.features((4, 5), dtype=torch.float32), before + 1.0)  # never stale
+
+
+def test_resize_learned_positions_keeps_equal_shapes():
+    weight = torch.randn(12, 5)
+    assert resize_learned_positions(weight, (3, 4), [3, 4]) is weight
+
+
+def test_resize_learned_positions_equals_transformers():
+    modeling = pytest.importorskip("transformers.models.perceiver.modeling_perceiver")
+    reference = modeling.PerceiverTrainablePositionEncoding(index_dims=64, num_channels=6)
+    weight = reference.position_embeddings.detach().clone()
+    for new_shape in ((12, 12), (6, 10)):
+        expected = reference.interpolate_pos_encoding(reference.position_embeddings, *new_shape).detach()
+        ours = resize_learned_positions(weight, (8, 8), new_shape)
+        assert ours.shape == (math.prod(new_shape), 6)
+        torch.testing.assert_close(ours, expected, atol=1e-6, rtol=0)
+
+
+def test_resize_learned_positions_keeps_the_row_major_layout():
+    # On a 6 x 8 grid: channel 0 varies along rows only, channel 1 along columns only, channel 2 is constant.
+    rows, cols = torch.meshgrid(torch.randn(6), torch.randn(8), indexing="ij")
+    weight = torch.stack([rows, cols, torch.full_like(rows, 0.5)], dim=-1).reshape(48, 3)
+    for new_shape in ((9, 20), (4, 5)):
+        resized = resize_learned_positions(weight, (6, 8), new_shape).reshape(*new_shape, 3)
+        torch.testing.assert_close(resized[..., 0], resized[:, :1, 0].expand(new_shape))
+        torch.testing.assert_close(resized[..., 1], resized[:1, :, 1].expand(new_shape))
+        torch.testing.assert_close(resized[..., 2], torch.full(new_shape, 0.5))
+        grid = weight.T.reshape(1, 3, 6, 8)
+        expected = torch.nn.functional.interpolate(grid, size=new_shape, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(resized, expected[0].permute(1, 2, 0))
+
+
+def test_resize_learned_positions_keeps_linear_tables_linear_in_1d_and_3d():
+    # align_corners=False: output index i samples the source at (i + 0.5)·n / n' - 0.5, clamped at the borders
+    line = resize_learned_positions(2 * torch.arange(4.0)[:, None], (4,), (8,))[:, 0]
+    torch.testing.assert_close(line[1:-1], 2 * ((torch.arange(1, 7) + 0.5) * 4 / 8 - 0.5))
+    a, b, c = torch.meshgrid(torch.arange(2.0), torch.arange(3.0), torch.arange(4.0), indexing="ij")
+    volume = resize_learned_positions((a - 2 * b + 3 * c).reshape(24, 1), (2, 3, 4), (2, 6, 8)).reshape(2, 6, 8)
+    src_b, src_c = (torch.arange(1, 5) + 0.5) / 2 - 0.5, (torch.arange(1, 7) + 0.5) / 2 - 0.5
+    expected = torch.arange(2.0)[:, None, None] - 2 * src_b[None, :, None] + 3 * src_c[None, None, :]
+    torch.testing.assert_close(volume[:, 1:-1, 1:-1], expected)
+
+
+def test_resize_learned_positions_rejects_bad_inputs():
+    weight = torch.randn(12, 5)
+    with pytest.raises(ValueError, match=r"1-D, 2-D or 3-D, got \(3, 4\) and \(6,\)"):
+        resize_learned_positions(weight, (3, 4), (6,))
+    with pytest.raises(ValueError, match=r"M = 20 positions of index shape \(4, 5\), got shape \(12, 5\)"):
+        resize_learned_positions(weight, (4, 5), (8, 10))
+    with pytest.raises(ValueError, match=r"positive sizes, got \(0, 4\)"):
+        resize_learned_positions(weight, (3, 4), (0, 4))

@@ -16,7 +16,7 @@ from omniperceiver import zoo
 from omniperceiver.cli import main
 from omniperceiver.data.folders import csv_series, point_cloud_folder
 from omniperceiver.train import load_recipe, train
-from omniperceiver.train.module import TaskModule
+from omniperceiver.train.tasks.base import TaskModule
 
 # 1,257 training digits in batches of 100: 13 optimizer steps per epoch, a few seconds a run
 TINY = [

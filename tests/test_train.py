@@ -19,7 +19,7 @@ RECIPE = "digits"  # a shipped recipe, by name
         (["epochs"], r"override 'epochs': expected section.key=value"),
         (["training.strategy=horovod"], r"strategy='horovod' is invalid: expected one of \('auto', 'ddp', 'fsdp'\)"),
         (["training.devices=3"], r"batch_size=32 is invalid: expected a multiple of devices x num_nodes \(3\)"),
-        (["model.patch_size=0"], r"patch_size=0 is invalid"),
+        (["input.patch_size=0"], r"patch_size=0 is invalid"),
     ],
 )
 def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):

@@ -187,15 +187,33 @@ def predict(args: argparse.Namespace) -> int:
     if not args.inputs and not args.text:
         raise UsageError("predict needs an INPUT file or a --text")
     model = from_pretrained(args.model_dir)
-    options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
+    run_dir = _run_folder(Path(args.model_dir))
+    if run_dir is not None:  # a model the engine trained: its task reads the files its dataset's folders hold
+        from omniperceiver.train import load_recipe
+
+        if args.text:
+            raise UsageError("--text is for published text models; a trained run's model reads files")
+        task = load_recipe(run_dir / "recipe.yaml").task
+        results = task.predict(model.eval(), args.inputs, args.top, Path(args.output_dir))
+    else:
+        options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
+        results = run(model, args.inputs, options, texts=args.text or ())
     failed = 0
-    for item, result, error in run(model, args.inputs, options, texts=args.text or ()):
+    for item, result, error in results:
         if result is None:
             failed += 1
             print(f"omniperceiver: error: {item}: {error}", file=sys.stderr)
         else:
             print(f"{item}\n{result}", flush=True)
     return 1 if failed else 0
+
+
+def _run_folder(path: Path) -> Path | None:
+    """The training run folder that ``path`` is, or whose model folder it is; None for other models."""
+    for folder in (path, path.parent):
+        if (folder / "recipe.yaml").is_file() and (folder / "model").is_dir():
+            return folder
+    return None
 
 
 def _metrics(metrics: dict[str, float]) -> str:
@@ -348,8 +366,11 @@ def _parser() -> argparse.ArgumentParser:
         "Run a model; the task follows from the model: image files -> top classes; text files (or literal texts\n"
         "given with --text) with [MASK] / [MASK*N] spans -> the filled text; frame pairs -> optical flow (a\n"
         "colour-coded PNG and the raw field as .npy); .npz clips with 'video' and 'audio' arrays -> multimodal\n"
-        "reconstruction.",
+        "reconstruction. A run folder of `omniperceiver train` (or its model/) predicts with its task on the file\n"
+        "kinds its dataset reads: images, .wav clips, point clouds (.npy, .ply, .off), text files, .npy series,\n"
+        "frame pairs; segmentations are written as label PNGs, a language model continues each text.",
         "omniperceiver predict models/conv cat.jpg dog.png\n"
+        "  omniperceiver predict runs/spoken-digits seven.wav\n"
         "  omniperceiver predict models/language --text 'The capital of France is [MASK*5].'\n"
         "  omniperceiver predict models/flow frame1.png frame2.png --output-dir flows",
     )

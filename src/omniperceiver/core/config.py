@@ -88,9 +88,9 @@ def _hint_name(hint: Any) -> str:
 
 def typed_value(hint: Any, value: Any, where: str, *, named: bool) -> Any:
     """``value`` (read from JSON or YAML) checked against the type hint ``hint`` of the field at ``where``: a
-    bool is not an int, an int is a float, a list is a tuple of the hinted items; nested configs are built by
-    :func:`build_config` (``named`` as there). ValueError naming ``where``, what was expected and what
-    arrived."""
+    bool is not an int, an int is a float, a list is a tuple of the hinted items, a mapping a dict of them;
+    nested configs are built by :func:`build_config` (``named`` as there). ValueError naming ``where``, what
+    was expected and what arrived."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is None and isinstance(hint, type) and issubclass(hint, Config):
         return build_config((hint,), value, where, named=named)
@@ -110,6 +110,14 @@ def typed_value(hint: Any, value: Any, where: str, *, named: bool) -> Any:
         if len(items) == len(value):
             pairs = enumerate(zip(items, value, strict=True))
             return tuple(typed_value(item, x, f"{where}[{i}]", named=named) for i, (item, x) in pairs)
+    elif origin is dict and isinstance(value, dict):
+        key_hint, value_hint = args
+        return {
+            typed_value(key_hint, k, f"{where} key {k!r}", named=named): typed_value(
+                value_hint, v, f"{where}.{k}", named=named
+            )
+            for k, v in value.items()
+        }
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

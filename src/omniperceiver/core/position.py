@@ -211,6 +211,28 @@ class LearnedPositionEncoding(PositionEncoding):
         return self.embedding[_flat_indices(shape, indices, self.embedding.device)]
 
 
+def resize_learned_positions(weight: Tensor, index_shape: Sequence[int], new_shape: Sequence[int]) -> Tensor:
+    """Resize a learned table (M, F), row-major over ``index_shape``, to (M', F) over ``new_shape`` (e.g. to
+    fine-tune at another image size): linear over 1-D, bicubic over 2-D (as transformers' Perceiver
+    ``interpolate_pos_encoding``), trilinear over 3-D index shapes, all with ``align_corners=False``."""
+    index_shape, new_shape = tuple(index_shape), tuple(new_shape)
+    modes = {1: "linear", 2: "bicubic", 3: "trilinear"}
+    if len(index_shape) != len(new_shape) or len(index_shape) not in modes:
+        raise ValueError(f"index shapes must both be 1-D, 2-D or 3-D, got {index_shape} and {new_shape}")
+    if weight.dim() != 2 or weight.shape[0] != math.prod(index_shape):
+        raise ValueError(
+            f"weight must be (M, F) with M = {math.prod(index_shape)} positions of index shape {index_shape}, "
+            f"got shape {tuple(weight.shape)}"
+        )
+    if not all(n > 0 for n in new_shape):
+        raise ValueError(f"new_shape must hold positive sizes, got {new_shape}")
+    if index_shape == new_shape:
+        return weight
+    grid = weight.T.reshape(1, weight.shape[1], *index_shape)  # (1, F, n1, ..., nd)
+    resized = nn.functional.interpolate(grid, size=new_shape, mode=modes[len(index_shape)], align_corners=False)
+    return resized.reshape(weight.shape[1], -1).T
+
+
 @dataclasses.dataclass(frozen=True)
 class LearnedPositionConfig(PositionConfig):
     """Trainable position embeddings of ``channels`` features for a fixed index shape."""

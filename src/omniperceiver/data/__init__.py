@@ -17,6 +17,7 @@ from omniperceiver.data.folders import (
 )
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
+from omniperceiver.data.segmentation import pasted_shapes
 from omniperceiver.data.speech import synthesized_digits
 from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.data.text import fortunes
@@ -30,6 +31,7 @@ __all__ = [
     "fortunes",
     "image_folder",
     "mnist",
+    "pasted_shapes",
     "point_cloud_folder",
     "shapes",
     "spoken_digits",

@@ -61,7 +61,7 @@ def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed:
     )
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """Mono samples (S,) in [-1, 1) and the rate; a clip without samples or shorter than its header says is
     an error."""
     try:
@@ -85,7 +85,7 @@ def wav_folder(root: str | Path, *, sample_rate: int | None = None, seed: int = 
     """16-bit PCM WAV clips as mono waveforms (B, S) in [-1, 1], zero-padded, with their mask (B, S); every
     clip at one rate, or resampled (linear) to ``sample_rate``."""
     files, labels, classes = _class_files(root, (".wav",))
-    clips = _read_all(files, _read_wav)
+    clips = _read_all(files, read_wav)
     rates = {rate for _, rate in clips}
     if sample_rate is None and len(rates) > 1:
         raise ValueError(f"the clips in {root} have sample rates {sorted(rates)}: pass sample_rate")

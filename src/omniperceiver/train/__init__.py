@@ -1,7 +1,21 @@
-"""The training engine (Lightning): recipes, tasks, the task modules, ``train``, ``evaluate`` and the demo.
-Not imported by the core; needs ``pip install -e '.[train]'``."""
+"""The training engine (Lightning): recipes, tasks (one class per kind, in ``tasks/``; the datasets in
+``catalog``), ``train``, ``evaluate`` and the demo. Not imported by the core; needs ``pip install -e '.[train]'``."""
 
-from omniperceiver.train.recipe import ModelSize, Recipe, TrainingSettings, load_recipe
+from omniperceiver.train.catalog import get_task, register
+from omniperceiver.train.recipe import Recipe, load_recipe, parse_recipe
 from omniperceiver.train.run import evaluate, train
+from omniperceiver.train.sections import ARTrunk, TrainingSettings, Trunk, ZooModel
 
-__all__ = ["ModelSize", "Recipe", "TrainingSettings", "evaluate", "load_recipe", "train"]
+__all__ = [
+    "ARTrunk",
+    "Recipe",
+    "TrainingSettings",
+    "Trunk",
+    "ZooModel",
+    "evaluate",
+    "get_task",
+    "load_recipe",
+    "parse_recipe",
+    "register",
+    "train",
+]

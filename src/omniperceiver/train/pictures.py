@@ -1,11 +1,13 @@
-"""The pictures of a run folder (PNG): training curves, the test confusion matrix of a classifier, the
-encoder's cross-attention over one test input, and predicted beside true optical flow."""
+"""The pictures of a run folder (PNG), drawn by the tasks: training curves, the test confusion matrix of a
+classifier, the encoder's cross-attention over one test input, predicted beside true optical flow and
+segmentations, and a language model's samples."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import lightning
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -17,7 +19,6 @@ from omniperceiver.data.splits import Splits
 from omniperceiver.files import atomic_write
 from omniperceiver.inference.generate import generate
 from omniperceiver.media.flow import flow_to_rgb
-from omniperceiver.train.module import Classifier, LanguageModel, TaskModule
 
 LATENTS_SHOWN = 4
 
@@ -33,34 +34,13 @@ def _save(figure: Figure, path: Path) -> None:
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
-def draw_run(run_dir: Path, module: TaskModule, splits: Splits) -> list[Path]:
-    """Draw every picture that applies to this run into ``run_dir`` (for a language model, write text samples
-    instead of the attention map); returns their paths."""
-    paths = [run_dir / "curves.png"]
-    curves(run_dir / "logs" / "metrics.csv", module.metric_name, paths[0])
-    if isinstance(module, LanguageModel):
-        paths.append(run_dir / "samples.txt")
-        samples(module, splits, paths[-1])
-        return paths
-    paths.append(run_dir / "attention.png")
-    attention(module, tuple(t[:1] for t in splits.test.tensors), paths[-1])
-    if isinstance(module, Classifier):
-        paths.append(run_dir / "confusion.png")
-        confusion(module, splits.classes, paths[-1])
-    else:
-        paths.append(run_dir / "flow.png")
-        flow(module, tuple(t[:4] for t in splits.test.tensors), paths[-1])
-    return paths
-
-
-def samples(module: LanguageModel, splits: Splits, path: Path, count: int = 4, prompt_bytes: int = 24) -> None:
+def samples(model: nn.Module, splits: Splits, path: Path, count: int = 4, prompt_bytes: int = 24) -> None:
     """Continuations of the first ``prompt_bytes`` of ``count`` test sequences, sampled at temperature 0.8."""
     ids, mask, _ = splits.test.tensors
     tokenizer = ByteTokenizer()
     prompts = [row[m][:prompt_bytes] for row, m in zip(ids[:count], mask[:count], strict=True)]
     generator = torch.Generator().manual_seed(0)
-    model = module.model.eval()
-    outputs = generate(model, prompts, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
+    outputs = generate(model.eval(), prompts, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
     text = "".join(
         f"{tokenizer.decode(prompt)!r} -> {tokenizer.decode(output)!r}\n"
         for prompt, output in zip(prompts, outputs, strict=True)
@@ -82,9 +62,8 @@ def curves(metrics_csv: Path, metric: str, path: Path) -> None:
     _save(figure, path)
 
 
-def confusion(module: Classifier, classes: tuple[str, ...], path: Path) -> None:
-    """The test split's confusion matrix (rows true, columns predicted)."""
-    matrix = module.test_confusion.cpu().numpy()
+def confusion(matrix: np.ndarray, classes: tuple[str, ...], path: Path) -> None:
+    """The test split's confusion matrix (K, K) (rows true, columns predicted)."""
     size = max(4.0, 0.5 * len(classes) + 2)
     figure, axes = _figure(1, 1, (size, size))
     ax = axes[0, 0]
@@ -127,7 +106,7 @@ def _panels(
     return [("sequence", weights[:, :length], sample.cpu().numpy())]
 
 
-def attention(module: TaskModule, example: tuple[Tensor, ...], path: Path) -> None:
+def attention(module: lightning.LightningModule, example: tuple[Tensor, ...], path: Path) -> None:
     """The first cross-attention of the encoder over one test input, averaged over heads: for images, where
     the most selective latents look; for sequences, every latent (rows) over the steps (columns); for point
     clouds, the points coloured by a latent's attention."""
@@ -167,7 +146,7 @@ def attention(module: TaskModule, example: tuple[Tensor, ...], path: Path) -> No
     _save(figure, path)
 
 
-def flow(module: TaskModule, examples: tuple[Tensor, ...], path: Path) -> None:
+def flow(module: lightning.LightningModule, examples: tuple[Tensor, ...], path: Path) -> None:
     """For each test pair: the first frame, the true flow and the predicted flow (one colour scale per pair)."""
     model = module.model.eval()
     frames, _, target = module.task.unpack(examples)
@@ -186,6 +165,25 @@ def flow(module: TaskModule, examples: tuple[Tensor, ...], path: Path) -> None:
             strict=True,
         ):
             ax.imshow(shown)
+            ax.set_title(title)
+            ax.axis("off")
+    _save(figure, path)
+
+
+def segmentation(module: lightning.LightningModule, examples: tuple[Tensor, ...], classes: int, path: Path) -> None:
+    """For each test image: the image, its true labels and the predicted labels (one colour per class)."""
+    model = module.model.eval()
+    images, mask, target = module.task.unpack(examples)
+    with torch.no_grad():
+        predicted = model(images, mask).argmax(-1).view(target.shape)
+    figure, axes = _figure(len(target), 3, (7.5, 2.5 * len(target)))
+    labels = {"cmap": "tab20", "vmin": 0, "vmax": max(classes - 1, 1), "interpolation": "nearest"}
+    for row, image, true, guess in zip(axes, images, target, predicted, strict=True):
+        row[0].imshow(image.mean(0).cpu().numpy(), cmap="gray")
+        row[1].imshow(true.cpu().numpy(), **labels)
+        row[2].imshow(guess.cpu().numpy(), **labels)
+        accuracy = (guess == true).float().mean()
+        for ax, title in zip(row, ("image", "true labels", f"predicted, {accuracy:.1%} of pixels right"), strict=True):
             ax.set_title(title)
             ax.axis("off")
     _save(figure, path)

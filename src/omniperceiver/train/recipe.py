@@ -1,5 +1,5 @@
-"""Training recipes: a YAML file naming a dataset, the model's size and the training settings, validated
-before anything runs (unknown keys and wrong types name the key)."""
+"""Training recipes: a YAML file naming a dataset, how its input is read, the model to build or start from, and
+the training settings, validated before anything runs (unknown keys and wrong types name the key)."""
 
 from __future__ import annotations
 
@@ -10,98 +10,73 @@ from typing import Any
 
 import yaml
 
-from omniperceiver.core.config import Config, build_config, require, require_positive
+from omniperceiver.core.config import Config, build_config, typed_value
+from omniperceiver.train.catalog import get_task
+from omniperceiver.train.inputs import Input
+from omniperceiver.train.sections import TrainingSettings, ZooModel
+from omniperceiver.train.tasks.base import Task
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSize(Config):
-    """The Perceiver IO trunk shared by every task: latents, cross-attention and the latent stack; images are
-    read as ``patch_size``² patches (1: raw pixels), text elements carry ``ngram`` - 1 preceding bytes."""
-
-    num_latents: int = 32
-    latent_channels: int = 64
-    num_cross_attention_heads: int = 1
-    num_blocks: int = 1
-    num_self_attends_per_block: int = 3
-    num_self_attention_heads: int = 4
-    widening_factor: int = 2
-    fourier_bands: int = 8
-    patch_size: int = 1
-    ngram: int = 1
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        require_positive(
-            num_latents=self.num_latents,
-            latent_channels=self.latent_channels,
-            num_blocks=self.num_blocks,
-            num_self_attends_per_block=self.num_self_attends_per_block,
-            widening_factor=self.widening_factor,
-            fourier_bands=self.fourier_bands,
-            patch_size=self.patch_size,
-            ngram=self.ngram,
-        )
-
-
-STRATEGIES = ("auto", "ddp", "fsdp")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingSettings(Config):
-    """How to train. ``batch_size`` is the global batch: each of ``devices`` x ``num_nodes`` processes takes
-        its share. ``augment`` applies the task's training augmentation, if it has one (random shifts of MNIST
-        digits). A checkpoint is written at the end of every epoch, every ``checkpoint_every_minutes`` of training
-    (0: never by time) and every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps)."""
-
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    precision: str = "32-true"
-    accumulate_grad_batches: int = 1
-    activation_checkpointing: bool = False
-    augment: bool = True
-    strategy: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    checkpoint_every_n_steps: int = 0
-    checkpoint_every_minutes: float = 10.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        require_positive(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            accumulate_grad_batches=self.accumulate_grad_batches,
-            devices=self.devices,
-            num_nodes=self.num_nodes,
-        )
-        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
-        require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
-        require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {STRATEGIES}")
-        require(self.checkpoint_every_n_steps >= 0, "checkpoint_every_n_steps", self.checkpoint_every_n_steps, ">= 0")
-        require(self.checkpoint_every_minutes >= 0, "checkpoint_every_minutes", self.checkpoint_every_minutes, ">= 0")
-        require(
-            self.batch_size % self.world_size == 0,
-            "batch_size",
-            self.batch_size,
-            f"a multiple of devices x num_nodes ({self.world_size}), the number of processes sharing each batch",
-        )
-
-    @property
-    def world_size(self) -> int:
-        return self.devices * self.num_nodes
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe(Config):
+class Recipe:
     """A dataset (a shipped one, or a folder task such as ``image-folder`` with the folder in ``data_path``),
-    the model's size and the training settings."""
+    how its tensors reach the model (``input``, the task's typed section; none for tasks that read tokens
+    themselves), the model (a trunk of the task's type, a :class:`ZooModel`, or none when ``init_from`` names an
+    omniperceiver or transformers model directory or a run folder to start from) and the training settings."""
 
     dataset: str
     data_path: str | None = None
-    model: ModelSize = ModelSize()
-    training: TrainingSettings = TrainingSettings()
+    input: Input | None = None
+    model: Config | ZooModel | None = None
+    init_from: str | None = None
+    training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
+
+    @property
+    def task(self) -> Task:
+        """The dataset's task, reading its input as this recipe says."""
+        return dataclasses.replace(get_task(self.dataset), input=self.input)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe as plain YAML values; :func:`parse_recipe` reads it back."""
+        data = {"dataset": self.dataset, "data_path": self.data_path}
+        if self.input is not None:
+            data["input"] = dataclasses.asdict(self.input)
+        if self.model is not None:
+            data["model"] = self.model.to_dict() if isinstance(self.model, ZooModel) else dataclasses.asdict(self.model)
+        if self.init_from is not None:
+            data["init_from"] = self.init_from
+        data["training"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.training).items()
+        }
+        return data
+
+
+def parse_recipe(data: Any, where: str) -> Recipe:
+    """A recipe from its YAML mapping: ``dataset`` picks the task, whose types the ``input`` and ``model``
+    sections are read as; every key and value is checked (an error names the key)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of recipe sections, got {type(data).__name__}")
+    known = ("dataset", "data_path", "input", "model", "init_from", "training")
+    for key in data:
+        if key not in known:
+            raise ValueError(f"{where}.{key}: unknown key; valid keys: {sorted(known)}")
+    if not isinstance(data.get("dataset"), str):
+        raise ValueError(f"{where}.dataset: expected the name of a dataset, got {data.get('dataset')!r}")
+    task = get_task(data["dataset"])
+    data_path = typed_value(str | None, data.get("data_path"), f"{where}.data_path", named=False)
+    init_from = typed_value(str | None, data.get("init_from"), f"{where}.init_from", named=False)
+    if task.input is None and data.get("input") is not None:
+        raise ValueError(f"{where}.input: dataset {task.name!r} reads its tokens itself; remove the input section")
+    section = None if task.input is None else _typed(type(task.input), data.get("input") or {}, f"{where}.input")
+    model = data.get("model")
+    if init_from is not None and model is not None:
+        raise ValueError(f"{where}: give model (what to build) or init_from (weights to start from), not both")
+    if isinstance(model, dict) and "zoo" in model:
+        model = ZooModel.from_dict(model, f"{where}.model")
+    elif init_from is None:
+        model = _typed(task.trunk, model or {}, f"{where}.model")
+    training = _typed(TrainingSettings, data.get("training") or {}, f"{where}.training")
+    return Recipe(task.name, data_path, section, model, init_from, training)
 
 
 def _typed(cls: type[Config], data: Any, where: str) -> Config:
@@ -147,7 +122,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
                 prefix = ".".join(sections[: depth + 1])
                 raise ValueError(f"override {override!r}: {prefix} is {target!r}, not a section with keys")
         target[last] = _yaml(value, f"override {override!r}")
-    return _typed(Recipe, data, path.name)
+    return parse_recipe(data, path.name)
 
 
 class _RecipeLoader(yaml.SafeLoader):

@@ -4,9 +4,9 @@ the pictures; it is written only by its own run."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,13 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
-from omniperceiver.train import pictures
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
+from omniperceiver.train.initialize import build_model
 from omniperceiver.train.loaders import SplitsData
 from omniperceiver.train.metrics_csv import MetricsCSV
-from omniperceiver.train.module import TaskModule, module_for
 from omniperceiver.train.quiet import TrainingProgressBar, quiet
 from omniperceiver.train.recipe import Recipe, load_recipe
-from omniperceiver.train.tasks import get_task
+from omniperceiver.train.tasks.base import TaskModule
 
 RECIPE_FILE = "recipe.yaml"  # the mark of a run folder
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
@@ -38,7 +37,7 @@ class RecipeRecord(Callback):
     """Stores the run's recipe in every checkpoint, so a resume compares against the recipe of the weights."""
 
     def __init__(self, recipe: Recipe) -> None:
-        self.recipe = dataclasses.asdict(recipe)
+        self.recipe = recipe.to_dict()
 
     def state_dict(self) -> dict[str, Any]:
         return {"recipe": self.recipe}
@@ -85,27 +84,39 @@ def train(
     pictures beside it. ``output_dir`` must be new or empty, or a run folder (one holding recipe.yaml) that
     ``resume`` continues from its last checkpoint or ``overwrite`` replaces. Returns the test metrics and the
     training time in seconds (``train_seconds``)."""
-    task = get_task(recipe.dataset)
+    task = recipe.task
     output_dir = Path(output_dir)
     if rank_zero_only.rank == 0:  # DDP processes started by this one see the run folder it prepared
         _check_output(output_dir, recipe, resume=resume, overwrite=overwrite)
     s = recipe.training
     lightning.seed_everything(s.seed, workers=True, verbose=False)
     splits = task.splits(recipe.data_path)
-    model = task.model_config(splits, recipe.model, s).build()
-    module = module_for(model, task, s)
+    model, origin = build_model(recipe, task, splits)
+    module = task.module(model, task, s)
     data = SplitsData(splits, s.batch_size, s.seed)
     trainer = _trainer(recipe, output_dir, module.metric_names, progress)
     if trainer.is_global_zero:
         _prepare_output(output_dir, recipe, overwrite=overwrite)
+        _record_origin(output_dir, origin, progress)
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=output_dir / LAST_CHECKPOINT if resume else None)
     seconds = time.perf_counter() - start
     metrics = _test(trainer, module, data)
     if trainer.is_global_zero:
         model.save_pretrained(output_dir / "model")
-        pictures.draw_run(output_dir, module, splits)
+        task.pictures(output_dir, module, splits)
     return {**metrics, "train_seconds": seconds}
+
+
+def _record_origin(output_dir: Path, lines: list[str], progress: bool) -> None:
+    """Write where the model's weights came from to logs/initialization.txt, and say it unless quiet."""
+    if not lines:
+        return
+    text = "".join(f"{line}\n" for line in lines)
+    (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+    atomic_write(output_dir / "logs" / "initialization.txt", lambda file: file.write(text.encode()))
+    if progress:
+        print(text, end="", file=sys.stderr)
 
 
 def _check_output(output_dir: Path, recipe: Recipe, *, resume: bool, overwrite: bool) -> None:
@@ -126,7 +137,7 @@ def _check_output(output_dir: Path, recipe: Recipe, *, resume: bool, overwrite: 
         checkpoint = output_dir / LAST_CHECKPOINT
         if not checkpoint.is_file():
             raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist (--overwrite starts the run anew)")
-        _check_resumable(_saved_recipe(checkpoint), dataclasses.asdict(recipe), output_dir)
+        _check_resumable(_saved_recipe(checkpoint), recipe.to_dict(), output_dir)
 
 
 def _prepare_output(output_dir: Path, recipe: Recipe, *, overwrite: bool) -> None:
@@ -141,7 +152,7 @@ def _prepare_output(output_dir: Path, recipe: Recipe, *, overwrite: bool) -> Non
             else:
                 old.unlink()
     output_dir.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(dataclasses.asdict(recipe), sort_keys=False)
+    text = yaml.safe_dump(recipe.to_dict(), sort_keys=False)
     atomic_write(output_dir / RECIPE_FILE, lambda file: file.write(text.encode()))
 
 
@@ -152,7 +163,7 @@ def _saved_recipe(checkpoint: Path) -> dict[str, Any]:
     record = state.get("callbacks", {}).get(RecipeRecord.__qualname__)
     recipe = record.get("recipe") if isinstance(record, dict) else load_recipe(checkpoint.parents[1] / RECIPE_FILE)
     if isinstance(recipe, Recipe):
-        return dataclasses.asdict(recipe)
+        return recipe.to_dict()
     if not isinstance(recipe, dict):
         raise ValueError(f"{checkpoint} holds no recipe of its run (got {type(recipe).__name__})")
     return recipe
@@ -196,9 +207,9 @@ def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
     if not (run_dir / RECIPE_FILE).is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run folder: {RECIPE_FILE} is missing")
     recipe = load_recipe(run_dir / RECIPE_FILE)
-    task = get_task(recipe.dataset)
+    task = recipe.task
     model = from_pretrained(run_dir / "model")
-    module = module_for(model, task, recipe.training)
+    module = task.module(model, task, recipe.training)
     data = SplitsData(task.splits(recipe.data_path), recipe.training.batch_size, recipe.training.seed)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():

@@ -1,0 +1,113 @@
+"""Every dataset the engine trains, as a task of its kind: ``get_task(name)``; ``register(task)`` adds one (a new
+kind is a :class:`~omniperceiver.train.tasks.base.Task` subclass anywhere, registered with its dataset)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import torch
+from torch import Tensor
+
+from omniperceiver import data
+from omniperceiver.train.inputs import (
+    SPEECH_RATE,
+    AudiovisualInput,
+    FlowInput,
+    ImageInput,
+    MfccInput,
+    PointsInput,
+    SequenceInput,
+    SpeechInput,
+    TextInput,
+)
+from omniperceiver.train.tasks.base import Task
+from omniperceiver.train.tasks.classification import ClassificationTask
+from omniperceiver.train.tasks.flow import FlowTask
+from omniperceiver.train.tasks.language import LanguageModelTask
+from omniperceiver.train.tasks.segmentation import SegmentationTask
+
+MAX_SHIFT = 2  # pixels
+
+
+def shift_images(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Shift each image (B, H, W, C) of the batch by up to MAX_SHIFT pixels in each direction, filling with
+    zeros (the background of the digit datasets)."""
+    images, *rest = batch
+    b, h, w, _ = images.shape
+    s = MAX_SHIFT
+    padded = torch.nn.functional.pad(images, (0, 0, s, s, s, s))
+    dy, dx = torch.randint(0, 2 * s + 1, (2, b)).tolist()
+    shifted = torch.stack([p[y : y + h, x : x + w] for p, y, x in zip(padded, dy, dx, strict=True)])
+    return (shifted, *rest)
+
+
+def rotate_points(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Rotate each point cloud (B, M, 3) of the batch by a uniformly random rotation (the datasets' clouds
+    come in random poses, so this leaves their distribution unchanged)."""
+    points, *rest = batch
+    q, r = torch.linalg.qr(torch.randn(points.shape[0], 3, 3))
+    q = q * torch.sign(torch.diagonal(r, dim1=1, dim2=2)).unsqueeze(1)  # uniform over O(3) (Haar)
+    q = q * torch.linalg.det(q).sign()[:, None, None]  # proper rotations only
+    return (points @ q, *rest)
+
+
+def _on_folder(task: Task, name: str, load) -> Task:
+    """``task`` on a user's folder, read by ``load``."""
+    return dataclasses.replace(task, name=name, load=load, reads_folder=True)
+
+
+DIGITS = ClassificationTask("digits", "image", data.digits, ImageInput(fourier_bands=4))
+SYNTHESIZED_DIGITS = ClassificationTask(
+    "synthesized-digits", "audio (log-mel of waveforms)", data.synthesized_digits, SpeechInput()
+)
+FORTUNES = ClassificationTask("fortunes", "text", data.fortunes, TextInput())
+FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes)", data.fortunes, None)
+SHAPES = ClassificationTask("shapes", "point cloud", data.shapes, PointsInput(), augment=rotate_points)
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    """Add ``task`` under its name (replacing a task of that name); returns it."""
+    TASKS[task.name] = task
+    return task
+
+
+for _task in (
+    DIGITS,
+    dataclasses.replace(DIGITS, name="mnist", load=data.mnist, input=ImageInput(), augment=shift_images),
+    ClassificationTask("spoken-digits", "audio (MFCC)", data.spoken_digits, MfccInput()),
+    SYNTHESIZED_DIGITS,
+    FORTUNES,
+    FORTUNES_LM,
+    SHAPES,
+    ClassificationTask("audiovisual-digits", "image + audio", data.audiovisual_digits, AudiovisualInput()),
+    ClassificationTask(
+        "audiovisual-image", "image (of image + audio)", data.audiovisual_digits, ImageInput(), tensors=(0,)
+    ),
+    ClassificationTask(
+        "audiovisual-audio", "audio (of image + audio)", data.audiovisual_digits, SequenceInput(), tensors=(1, 2)
+    ),
+    SegmentationTask("pasted-shapes", "image, labelled per pixel", data.pasted_shapes, ImageInput()),
+    _on_folder(DIGITS, "image-folder", data.image_folder),
+    _on_folder(SYNTHESIZED_DIGITS, "audio-folder", lambda path: data.wav_folder(path, sample_rate=SPEECH_RATE)),
+    _on_folder(FORTUNES, "text-folder", data.text_folder),
+    _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
+    _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
+    ClassificationTask(
+        "csv-series",
+        "series (CSV rows)",
+        functools.partial(data.csv_series, label_column="label"),
+        SequenceInput(),
+        reads_folder=True,
+    ),
+    FlowTask("flow-pairs", "optical flow", data.flow_pairs, FlowInput()),
+):
+    register(_task)
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"dataset={name!r}: expected one of {sorted(TASKS)}")
+    return TASKS[name]

@@ -1,0 +1,96 @@
+"""Classification: one learned query decodes class logits (B, K); accuracy, higher is better."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch.nn.functional as F
+import torchmetrics
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from omniperceiver.data.splits import Splits, require_module
+from omniperceiver.models.perceiver_io import PerceiverIOConfig
+from omniperceiver.outputs.classification import ClassificationOutputConfig
+from omniperceiver.train import pictures
+from omniperceiver.train.sections import TrainingSettings, Trunk
+from omniperceiver.train.tasks.base import Task, TaskModule
+
+
+class Classifier(TaskModule):
+    """Cross-entropy on logits (B, K); accuracy, and a confusion matrix over the test split."""
+
+    def __init__(self, model: nn.Module, task: Task, settings: TrainingSettings) -> None:
+        super().__init__(model, task, settings)
+        self.confusion = MulticlassConfusionMatrix(self.num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.config.decoder.output_channels
+
+    def new_metric(self) -> torchmetrics.Metric:
+        return MulticlassAccuracy(self.num_classes, average="micro")
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, target)
+
+    def observe_test(self, outputs: Tensor, target: Tensor) -> None:
+        self.confusion.update(outputs, target)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_confusion = self.confusion.compute()  # (K, K) rows true; gathered from every process
+        self.confusion.reset()
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationTask(Task):
+    """One label per example, decoded by one learned query; baseline: logistic regression on the input's raw
+    features."""
+
+    metric = "accuracy"
+    module = Classifier
+
+    def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
+        adapter = self.input.adapter(self.inputs(splits.train.tensors))
+        fields = dataclasses.asdict(self.encoder(splits, trunk, settings))
+        del fields["input_channels"]
+        return PerceiverIOConfig.classifier(adapter, len(splits.classes), labels=splits.classes, **fields)
+
+    def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
+        """The model's input fitted to the data; a new head (the decoder's query and output layer start anew)
+        unless its classes are the dataset's."""
+        if not isinstance(config, PerceiverIOConfig) or config.decoder.queries.num_queries != 1:
+            raise ValueError(f"{self.name} needs a Perceiver IO classifier (one decoder query), not this model")
+        config = self.fit_input(config, splits)
+        labels = config.output.labels if isinstance(config.output, ClassificationOutputConfig) else None
+        if labels == splits.classes:
+            return config, ()
+        decoder = dataclasses.replace(config.decoder, output_channels=len(splits.classes))
+        head = dataclasses.replace(config, decoder=decoder, output=ClassificationOutputConfig(labels=splits.classes))
+        return head, ("decoder.queries", "decoder.projection")
+
+    def baseline(self, splits: Splits) -> float:
+        linear_model = require_module("sklearn.linear_model", "pip install scikit-learn")
+        preprocessing = require_module("sklearn.preprocessing", "pip install scikit-learn")
+        train = self.input.features(self.inputs(splits.train.tensors)).numpy()
+        scaler = preprocessing.StandardScaler().fit(train)
+        model = linear_model.LogisticRegression(max_iter=2000)
+        model.fit(scaler.transform(train), splits.train.tensors[-1].numpy())
+        test = scaler.transform(self.input.features(self.inputs(splits.test.tensors)).numpy())
+        return float(np.mean(model.predict(test) == splits.test.tensors[-1].numpy()))
+
+    def pictures(self, run_dir: Path, module: Classifier, splits: Splits) -> list[Path]:
+        paths = [run_dir / name for name in ("curves.png", "attention.png", "confusion.png")]
+        pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
+        pictures.attention(module, tuple(t[:1] for t in splits.test.tensors), paths[1])
+        pictures.confusion(module.test_confusion.cpu().numpy(), splits.classes, paths[2])
+        return paths
+
+    def describe(self, outputs: Tensor, model: nn.Module, top: int, path: Path, output_dir: Path) -> str:
+        """The ``top`` most probable classes."""
+        probabilities = outputs.float().softmax(-1)[0]
+        labels = model.config.output.labels or tuple(map(str, range(len(probabilities))))
+        values, indices = probabilities.topk(min(top, len(probabilities)))
+        return "\n".join(f"  {p:7.2%}  {labels[i]}" for p, i in zip(values.tolist(), indices.tolist(), strict=True))

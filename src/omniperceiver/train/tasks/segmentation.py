@@ -1,0 +1,113 @@
+"""Per-element classification: semantic segmentation, one position query per pixel decodes that pixel's class
+logits (B, H·W, K); mean IoU over the classes, higher is better."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassJaccardIndex
+
+from omniperceiver.core.decoder import DecoderConfig
+from omniperceiver.core.position import FourierPositionConfig
+from omniperceiver.core.queries import PositionQueryConfig
+from omniperceiver.data.splits import Splits, require_module
+from omniperceiver.files import output_folder
+from omniperceiver.media import save_png
+from omniperceiver.models.perceiver_io import PerceiverIOConfig
+from omniperceiver.train import pictures
+from omniperceiver.train.sections import TrainingSettings, Trunk
+from omniperceiver.train.tasks.base import Task, TaskModule
+
+QUERY_BANDS = 16  # Fourier bands of each pixel's query
+
+
+class Segmenter(TaskModule):
+    """Cross-entropy over every pixel's logits (B, H·W, K) for labels (B, H, W); mean IoU."""
+
+    def new_metric(self) -> torchmetrics.Metric:
+        return MulticlassJaccardIndex(self.model.config.decoder.output_channels, average="macro")
+
+    def predict(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+        logits, target = super().predict(batch)
+        return logits.flatten(0, 1), target.flatten()  # (B·H·W, K), (B·H·W,)
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(outputs, target)
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationTask(Task):
+    """Images (B, H, W, C) labelled per pixel (B, H, W); baseline: logistic regression on each pixel's 3x3
+    neighbourhood."""
+
+    metric = "mean_iou"
+    module = Segmenter
+
+    def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
+        adapter = self.input.adapter(self.inputs(splits.train.tensors))
+        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        decoder = DecoderConfig(
+            queries=PositionQueryConfig(image_shape, FourierPositionConfig(num_bands=QUERY_BANDS)),
+            latent_channels=trunk.latent_channels,
+            output_channels=len(splits.classes),
+            num_heads=trunk.num_cross_attention_heads,
+            widening_factor=trunk.widening_factor,
+            use_query_residual=True,  # each pixel's position reaches its MLP beside what it attended to
+        )
+        return PerceiverIOConfig(adapter, self.encoder(splits, trunk, settings), decoder)
+
+    def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
+        queries = getattr(getattr(config, "decoder", None), "queries", None)
+        if not isinstance(queries, PositionQueryConfig) or config.output is not None:
+            raise ValueError(f"{self.name} needs a Perceiver IO with one position query per pixel, not this model")
+        config = self.fit_input(config, splits)
+        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        decoder = dataclasses.replace(
+            config.decoder,
+            queries=dataclasses.replace(queries, index_shape=image_shape),
+            output_channels=len(splits.classes),
+        )
+        same = config.decoder.output_channels == len(splits.classes)
+        return dataclasses.replace(config, decoder=decoder), () if same else ("decoder.projection",)
+
+    def baseline(self, splits: Splits) -> float:
+        """Mean IoU on the test split of logistic regression on each pixel's 3x3 neighbourhood (50,000 training
+        pixels)."""
+        linear_model = require_module("sklearn.linear_model", "pip install scikit-learn")
+
+        def neighbourhoods(images: Tensor) -> np.ndarray:
+            channels_first = images.permute(0, 3, 1, 2)
+            patches = F.unfold(channels_first, 3, padding=1)  # (B, C·9, H·W)
+            return patches.transpose(1, 2).flatten(0, 1).numpy()
+
+        train_x, train_y = neighbourhoods(splits.train.tensors[0]), splits.train.tensors[-1].flatten().numpy()
+        chosen = np.random.default_rng(0).choice(len(train_x), min(50_000, len(train_x)), replace=False)
+        model = linear_model.LogisticRegression(max_iter=500).fit(train_x[chosen], train_y[chosen])
+        predicted = model.predict(neighbourhoods(splits.test.tensors[0]))
+        metric = MulticlassJaccardIndex(len(splits.classes), average="macro")
+        return float(metric(torch.from_numpy(predicted), splits.test.tensors[-1].flatten()))
+
+    def pictures(self, run_dir: Path, module: Segmenter, splits: Splits) -> list[Path]:
+        paths = [run_dir / name for name in ("curves.png", "attention.png", "segmentation.png")]
+        pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
+        pictures.attention(module, tuple(t[:1] for t in splits.test.tensors), paths[1])
+        pictures.segmentation(module, tuple(t[:4] for t in splits.test.tensors), len(splits.classes), paths[2])
+        return paths
+
+    def describe(self, outputs: Tensor, model: nn.Module, top: int, path: Path, output_dir: Path) -> str:
+        """The label map written as a PNG (one gray level per class) and the classes it covers most."""
+        h, w = model.config.decoder.queries.index_shape
+        labels = outputs[0].argmax(-1).view(h, w)
+        counts = labels.flatten().bincount(minlength=outputs.shape[-1])
+        output_folder(output_dir)
+        out = output_dir / f"{path.stem}_labels.png"
+        save_png(out, (labels.numpy() * (255 // max(1, outputs.shape[-1] - 1))).astype(np.uint8))
+        order = counts.argsort(descending=True)[:top].tolist()
+        lines = [f"  {int(counts[k]) / labels.numel():7.2%}  class {k}" for k in order if counts[k]]
+        return "\n".join([*lines, f"  -> {out}"])
