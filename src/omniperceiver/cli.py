@@ -386,13 +386,17 @@ def _parser() -> argparse.ArgumentParser:
     train_parser = command(
         "train",
         "train a recipe (needs the train extra)",
-        "Train the Perceiver IO of a recipe (a YAML file, or the name of a shipped one: digits, mnist, spoken-digits,\n"
-        "synthesized-digits, fortunes, shapes, audiovisual-digits, flow-pairs) on its dataset's train split,\n"
-        "validate every epoch, print the test metrics. The run folder gets recipe.yaml, checkpoints/last.ckpt,\n"
-        "logs/ (CSV and TensorBoard), model/ and the pictures. Overrides: section.key=value. Several processes:\n"
-        "training.devices=N (DDP; training.strategy=fsdp for large models); several machines: run the same\n"
-        "command on each under torchrun with training.num_nodes=K.",
+        "Train the model of a recipe (a YAML file, or the name of a shipped one: digits, mnist, spoken-digits,\n"
+        "synthesized-digits, fortunes, shapes, audiovisual-digits, pasted-shapes, flow-pairs, fortunes-lm) on its\n"
+        "dataset's train split, validate every epoch, print the test metrics. The recipe's model is a trunk, a\n"
+        "published architecture ({zoo: vision-perceiver-conv}) or init_from: weights to fine-tune (a model\n"
+        "directory, a transformers directory or a run folder), with training.freeze and training.learning_rates.\n"
+        "The run folder gets recipe.yaml, checkpoints/last.ckpt, logs/ (CSV and TensorBoard), model/ and the\n"
+        "pictures. Overrides: section.key=value. Several processes: training.devices=N (DDP; training.strategy=fsdp\n"
+        "for large models); several machines: run the same command on each under torchrun with\n"
+        "training.num_nodes=K.",
         "omniperceiver train mnist training.epochs=10\n"
+        "  omniperceiver train finetune.yaml init_from=runs/frozen 'training.freeze=[]'\n"
         "  omniperceiver train my_recipe.yaml --output-dir runs/mine --resume",
     )
     train_parser.add_argument("recipe", metavar="RECIPE", help="a recipe file or a shipped recipe's name")

@@ -45,6 +45,7 @@ from omniperceiver.outputs.multimodal import (
     MultimodalOutputConfig,
     MultimodalQueryConfig,
 )
+from omniperceiver.outputs.segmentation import SegmentationOutputConfig
 from omniperceiver.outputs.tokens import TiedTokenOutputConfig
 
 CONFIG_TYPES: dict[str, type[Config]] = {
@@ -88,6 +89,7 @@ CONFIG_TYPES: dict[str, type[Config]] = {
         # output adapters and queries
         ClassificationOutputConfig,
         FlowOutputConfig,
+        SegmentationOutputConfig,
         ModalityQueryConfig,
         MultimodalQueryConfig,
         ModalityOutputConfig,

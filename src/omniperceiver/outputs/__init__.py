@@ -8,6 +8,7 @@ from omniperceiver.outputs.multimodal import (
     MultimodalOutputConfig,
     MultimodalQueryConfig,
 )
+from omniperceiver.outputs.segmentation import SegmentationOutputConfig
 from omniperceiver.outputs.tokens import TiedTokenOutputConfig
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "ModalityQueryConfig",
     "MultimodalOutputConfig",
     "MultimodalQueryConfig",
+    "SegmentationOutputConfig",
     "TiedTokenOutputConfig",
 ]

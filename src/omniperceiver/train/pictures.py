@@ -175,7 +175,7 @@ def segmentation(module: lightning.LightningModule, examples: tuple[Tensor, ...]
     model = module.model.eval()
     images, mask, target = module.task.unpack(examples)
     with torch.no_grad():
-        predicted = model(images, mask).argmax(-1).view(target.shape)
+        predicted = model(images, mask).argmax(-1)
     figure, axes = _figure(len(target), 3, (7.5, 2.5 * len(target)))
     labels = {"cmap": "tab20", "vmin": 0, "vmax": max(classes - 1, 1), "interpolation": "nearest"}
     for row, image, true, guess in zip(axes, images, target, predicted, strict=True):

@@ -20,6 +20,7 @@ from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.files import output_folder
 from omniperceiver.media import save_png
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
+from omniperceiver.outputs.segmentation import SegmentationOutputConfig
 from omniperceiver.train import pictures
 from omniperceiver.train.sections import TrainingSettings, Trunk
 from omniperceiver.train.tasks.base import Task, TaskModule
@@ -28,14 +29,14 @@ QUERY_BANDS = 16  # Fourier bands of each pixel's query
 
 
 class Segmenter(TaskModule):
-    """Cross-entropy over every pixel's logits (B, H·W, K) for labels (B, H, W); mean IoU."""
+    """Cross-entropy over every pixel's logits (B, H, W, K) for labels (B, H, W); mean IoU."""
 
     def new_metric(self) -> torchmetrics.Metric:
         return MulticlassJaccardIndex(self.model.config.decoder.output_channels, average="macro")
 
     def predict(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
         logits, target = super().predict(batch)
-        return logits.flatten(0, 1), target.flatten()  # (B·H·W, K), (B·H·W,)
+        return logits.flatten(0, 2), target.flatten()  # (B·H·W, K), (B·H·W,)
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(outputs, target)
@@ -60,11 +61,12 @@ class SegmentationTask(Task):
             widening_factor=trunk.widening_factor,
             use_query_residual=True,  # each pixel's position reaches its MLP beside what it attended to
         )
-        return PerceiverIOConfig(adapter, self.encoder(splits, trunk, settings), decoder)
+        output = SegmentationOutputConfig(image_shape, splits.classes)
+        return PerceiverIOConfig(adapter, self.encoder(splits, trunk, settings), decoder, output)
 
     def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
         queries = getattr(getattr(config, "decoder", None), "queries", None)
-        if not isinstance(queries, PositionQueryConfig) or config.output is not None:
+        if not isinstance(queries, PositionQueryConfig) or not isinstance(config.output, SegmentationOutputConfig):
             raise ValueError(f"{self.name} needs a Perceiver IO with one position query per pixel, not this model")
         config = self.fit_input(config, splits)
         image_shape = tuple(splits.train.tensors[-1].shape[1:3])
@@ -73,8 +75,9 @@ class SegmentationTask(Task):
             queries=dataclasses.replace(queries, index_shape=image_shape),
             output_channels=len(splits.classes),
         )
-        same = config.decoder.output_channels == len(splits.classes)
-        return dataclasses.replace(config, decoder=decoder), () if same else ("decoder.projection",)
+        output = SegmentationOutputConfig(image_shape, splits.classes)
+        fresh = () if config.output.labels == splits.classes else ("decoder.projection",)
+        return dataclasses.replace(config, decoder=decoder, output=output), fresh
 
     def baseline(self, splits: Splits) -> float:
         """Mean IoU on the test split of logistic regression on each pixel's 3x3 neighbourhood (50,000 training
@@ -101,13 +104,13 @@ class SegmentationTask(Task):
         return paths
 
     def describe(self, outputs: Tensor, model: nn.Module, top: int, path: Path, output_dir: Path) -> str:
-        """The label map written as a PNG (one gray level per class) and the classes it covers most."""
-        h, w = model.config.decoder.queries.index_shape
-        labels = outputs[0].argmax(-1).view(h, w)
-        counts = labels.flatten().bincount(minlength=outputs.shape[-1])
+        """The label map written as a PNG (class k at gray level k · 255 / (K - 1)) and the classes that
+        cover most of the image."""
+        labels, names = outputs[0].argmax(-1), model.config.output.labels
+        counts = labels.flatten().bincount(minlength=len(names))
         output_folder(output_dir)
         out = output_dir / f"{path.stem}_labels.png"
-        save_png(out, (labels.numpy() * (255 // max(1, outputs.shape[-1] - 1))).astype(np.uint8))
-        order = counts.argsort(descending=True)[:top].tolist()
-        lines = [f"  {int(counts[k]) / labels.numel():7.2%}  class {k}" for k in order if counts[k]]
+        save_png(out, (labels.numpy() * (255 // max(1, len(names) - 1))).astype(np.uint8))
+        order = [k for k in counts.argsort(descending=True)[:top].tolist() if counts[k]]
+        lines = [f"  {int(counts[k]) / labels.numel():7.2%}  {names[k]}" for k in order]
         return "\n".join([*lines, f"  -> {out}"])
