@@ -120,6 +120,10 @@ def test_loaded_weights_equal_the_source_and_a_new_head_starts_anew(converted, f
         else:
             assert torch.equal(value, source[name]), name
     assert report[1] == f"loaded {len(source) - 3} of {len(source)} weights"
+    from_transformers = recipe(folder, init_from=str(converted.parent / "hf"))  # converted on the fly
+    again, _ = build_model(from_transformers, task, task.splits(from_transformers.data_path))
+    kept = [name for name in source if not name.startswith(fresh)]
+    assert all(torch.equal(again.state_dict()[name], source[name]) for name in kept)
 
 
 def test_learned_positions_are_resized_and_equal_at_the_original_size(tmp_path):

@@ -1,22 +1,35 @@
 """Every modality learns: the full demo (each shipped recipe trained to the end) beats the threshold the README
 states and the simple baseline measured on the same split; the single-modality reference rows reach theirs, so
 that fusion beating them means something. docs/demo-seeds.md gives each task's mean and spread over training
-seeds. One training run per task, shared by the tests; the fortunes tasks need the Debian fortunes corpus."""
+seeds. One training run per task, shared by the tests; the fortunes tasks need the Debian fortunes corpus.
+Every trained model, and those of the shipped recipes outside the demo, predicts on files of its dataset's kind."""
 
 import pytest
 
 pytest.importorskip("lightning")
+import wave
+
 import numpy as np
 import torch
-from helpers import needs_fortunes
+from helpers import needs_espeak_ng, needs_fortunes
 from PIL import Image
 
 import omniperceiver as op
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
-from omniperceiver.train import load_recipe
+from omniperceiver.train import load_recipe, train
 from omniperceiver.train.demo import DEMO, DemoResult, run_demo
-from omniperceiver.train.inputs import AudiovisualInput, ImageInput, MfccInput, PointsInput, SequenceInput, TextInput
+from omniperceiver.train.inputs import (
+    SPEECH_RATE,
+    AudiovisualInput,
+    ImageInput,
+    MfccInput,
+    PointsInput,
+    SequenceInput,
+    SpeechInput,
+    TextInput,
+)
+from omniperceiver.train.recipe import RECIPES
 
 pytestmark = needs_fortunes
 
@@ -60,6 +73,12 @@ def _files(task, example, folder):
         ids, mask = inputs[0][0], inputs[1][0]
         path.write_text(ByteTokenizer().decode(ids[mask][: 40 if task.input is None else None]), encoding="utf-8")
         return [path]
+    if kind is SpeechInput:  # a 16-bit WAV at the dataset's rate
+        samples = (inputs[0][0][inputs[1][0]].clamp(-1, 1) * 32767).short().numpy()
+        with wave.open(str(folder / "example.wav"), "wb") as clip:
+            clip.setnchannels(1), clip.setsampwidth(2), clip.setframerate(SPEECH_RATE)
+            clip.writeframes(samples.tobytes())
+        return [folder / "example.wav"]
     if kind in (SequenceInput, MfccInput):
         np.save(folder / "example.npy", inputs[0][0][inputs[1][0]].numpy())
         return [folder / "example.npy"]
@@ -78,10 +97,23 @@ def _files(task, example, folder):
 
 
 @pytest.mark.parametrize("demo", DEMO, ids=[d.recipe for d in DEMO])
-def test_predict_runs_every_trained_model_on_files(results, demo_dir, demo, tmp_path, capsys):
+def test_predict_runs_every_trained_demo_model_on_files(results, demo_dir, demo, tmp_path, capsys):
+    check_predict(demo_dir / demo.recipe, tmp_path, capsys)
+
+
+OTHER_RECIPES = sorted({path.stem for path in RECIPES.glob("*.yaml")} - {d.recipe for d in DEMO})
+
+
+@needs_espeak_ng
+@pytest.mark.parametrize("name", OTHER_RECIPES)
+def test_predict_runs_the_other_shipped_recipes_models_on_files(name, tmp_path, capsys):
+    train(load_recipe(name, ["training.epochs=1"]), tmp_path / "run", progress=False)
+    check_predict(tmp_path / "run", tmp_path, capsys)
+
+
+def check_predict(run, tmp_path, capsys):
     """`omniperceiver predict RUN FILE` on a test example written as a file: a classifier's top class is the
     model's own on the dataset's tensors; flow, segmentation and language models write or print their output."""
-    run = demo_dir / demo.recipe
     recipe = load_recipe(run / "recipe.yaml")
     task = recipe.task
     example = tuple(t[:1] for t in task.splits(recipe.data_path).test.tensors)

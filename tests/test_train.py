@@ -20,6 +20,8 @@ RECIPE = "digits"  # a shipped recipe, by name
         (["training.strategy=horovod"], r"strategy='horovod' is invalid: expected one of \('auto', 'ddp', 'fsdp'\)"),
         (["training.devices=3"], r"batch_size=32 is invalid: expected a multiple of devices x num_nodes \(3\)"),
         (["input.patch_size=0"], r"patch_size=0 is invalid"),
+        (["model.patch_size=4"], r"digits.yaml.model.patch_size: unknown key"),  # the input's, not the trunk's
+        (["model.zoo=vision-perceiver"], r"digits.yaml.model.zoo='vision-perceiver' is invalid: expected one of"),
     ],
 )
 def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
@@ -84,3 +86,12 @@ def test_a_recipe_trains_on_a_users_csv_series(tmp_path):
     recipe.write_text(f"dataset: csv-series\ndata_path: {tmp_path / 'ramps.csv'}\ntraining: {{epochs: 20}}\n")
     metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
     assert metrics["test_accuracy"] >= 0.95, metrics
+
+
+def test_a_language_model_recipe_has_its_own_trunk_and_no_input_section():
+    recipe = load_recipe("fortunes-lm", ["model.num_layers=2"])
+    assert recipe.model.num_layers == 2 and recipe.input is None
+    with pytest.raises(ValueError, match=r"fortunes-lm.yaml.input: dataset 'fortunes-lm' reads its tokens itself"):
+        load_recipe("fortunes-lm", ["input.ngram=2"])
+    with pytest.raises(ValueError, match=r"fortunes-lm.yaml.model.num_self_attends_per_block: unknown key"):
+        load_recipe("fortunes-lm", ["model.num_self_attends_per_block=2"])
