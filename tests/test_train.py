@@ -20,7 +20,7 @@ RECIPE = "digits"  # a shipped recipe, by name
         (["training.strategy=horovod"], r"strategy='horovod' is invalid: expected one of \('auto', 'ddp', 'fsdp'\)"),
         (["training.devices=3"], r"batch_size=32 is invalid: expected a multiple of devices x num_nodes \(3\)"),
         (["input.patch_size=0"], r"patch_size=0 is invalid"),
-        (["model.patch_size=4"], r"digits.yaml.model.patch_size: unknown key"),  # the input's, not the trunk's
+        (["model.patch_size=4"], r"digits.yaml.model.patch_size: how the data is read moved to the input: section"),
         (["model.zoo=vision-perceiver"], r"digits.yaml.model.zoo='vision-perceiver' is invalid: expected one of"),
     ],
 )

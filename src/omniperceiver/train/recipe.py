@@ -71,6 +71,11 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     model = data.get("model")
     if init_from is not None and model is not None:
         raise ValueError(f"{where}: give model (what to build) or init_from (weights to start from), not both")
+    moved = sorted({"patch_size", "fourier_bands", "ngram"} & set(model if isinstance(model, dict) else ()))
+    if moved:
+        raise ValueError(
+            f"{where}.model.{moved[0]}: how the data is read moved to the input: section (input.{moved[0]})"
+        )
     if isinstance(model, dict) and "zoo" in model:
         model = ZooModel.from_dict(model, f"{where}.model")
     elif init_from is None:
