@@ -24,7 +24,7 @@ def test_info_and_predict_take_a_training_run_folder(tmp_path, capsys):
     assert main(["info", str(tmp_path / "run")]) == 0
     assert "PerceiverIO" in capsys.readouterr().out
     assert main(["predict", str(tmp_path / "run"), "x.png", "--quiet"]) == 1
-    assert "no task for ArrayInputAdapter -> ClassificationOutput" in capsys.readouterr().err  # loaded, then judged
+    assert "the model reads ArrayInputConfig inputs; this dataset needs ImageInputConfig" in capsys.readouterr().err
 
 
 def test_info_reports_a_missing_directory(tmp_path, capsys):

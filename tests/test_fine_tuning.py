@@ -214,3 +214,18 @@ def test_a_new_task_kind_trains_without_editing_the_engine(tmp_path):
     built = parse_recipe({"dataset": "digit-brightness", "training": {"epochs": 3, "learning_rate": 0.003}}, "test")
     metrics = train(built, tmp_path / "run", progress=False)
     assert metrics["test_mae"] < 0.03  # brightness spans about 0.1 to 0.4
+
+
+def test_a_series_model_is_fitted_to_the_datasets_length_and_channels():
+    from omniperceiver.train.inputs import SequenceInput
+
+    section = SequenceInput(fourier_bands=4)
+    model_adapter = section.adapter((torch.zeros(2, 50, 13), torch.ones(2, 50, dtype=torch.bool)))
+    fitted = section.fit(model_adapter, (torch.zeros(2, 60, 13), torch.ones(2, 60, dtype=torch.bool)))
+    assert fitted.index_shape == (60,) and fitted.in_channels == 13
+    with pytest.raises(ValueError, match="the model reads series of 13 channels, the dataset's have 7"):
+        section.fit(model_adapter, (torch.zeros(2, 60, 7), torch.ones(2, 60, dtype=torch.bool)))
+    with pytest.raises(
+        ValueError, match="the model reads ArrayInputConfig inputs; this dataset needs ImageInputConfig"
+    ):
+        ImageInput().fit(model_adapter, (torch.zeros(2, 8, 8, 1),))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +34,17 @@ Batch = tuple[Tensor, ...]  # a batch of a dataset's tensors, the targets left o
 
 @dataclasses.dataclass(frozen=True)
 class Input(Config):
-    """Base of the input representations; ``tensors`` picks which of the dataset's tensors it reads."""
+    """Base of the input representations; each reads the dataset tensors its task hands it (``Batch``) into an
+    input adapter of type ``adapter_type``."""
+
+    adapter_type: ClassVar[type[InputAdapterConfig]]
+
+    def check(self, adapter: InputAdapterConfig) -> None:
+        """Raise ValueError unless a model with ``adapter`` reads this input."""
+        if not isinstance(adapter, self.adapter_type):
+            raise ValueError(
+                f"the model reads {type(adapter).__name__} inputs; this dataset needs {self.adapter_type.__name__}"
+            )
 
     def adapter(self, train: Batch) -> InputAdapterConfig:
         """The input adapter for the dataset's training tensors."""
@@ -50,11 +61,7 @@ class Input(Config):
     def fit(self, adapter: InputAdapterConfig, train: Batch) -> InputAdapterConfig:
         """A loaded or published model's input adapter made to take this dataset (a new image size), or a
         ValueError saying why it cannot."""
-        expected = self.adapter(train)
-        if type(adapter) is not type(expected):
-            raise ValueError(
-                f"the model reads {type(adapter).__name__} inputs; this dataset needs {type(expected).__name__}"
-            )
+        self.check(adapter)
         return adapter
 
     def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
@@ -70,14 +77,13 @@ def _flat(x: Tensor, mask: Tensor | None = None) -> Tensor:
     return (x if mask is None else x * mask.unsqueeze(-1)).flatten(1).float()
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
 @dataclasses.dataclass(frozen=True)
 class ImageInput(Input):
     """Images (B, H, W, C) in [0, 1], read as ``patch_size``² patches (1: pixels) with 2-D Fourier features of
     ``fourier_bands`` bands. ``channels`` converts the dataset's images (1 -> 3 repeats gray, 3 -> 1 averages)
     for a model that takes another number of channels."""
+
+    adapter_type = ImageInputConfig
 
     patch_size: int = 1
     fourier_bands: int = 8
@@ -130,6 +136,8 @@ class SequenceInput(Input):
     """Series (B, T, C) and their mask (B, T) (none: every step is real), projected to ``project_channels``,
     with 1-D Fourier features of ``fourier_bands`` bands."""
 
+    adapter_type = ArrayInputConfig
+
     fourier_bands: int = 8
     project_channels: int = 32
 
@@ -145,6 +153,16 @@ class SequenceInput(Input):
 
     def features(self, batch: Batch) -> Tensor:
         return _flat(*batch[:2])
+
+    def fit(self, adapter: InputAdapterConfig, train: Batch) -> InputAdapterConfig:
+        """The model's adapter at the dataset's length (Fourier features are computed for any length; learned
+        positions are resized when the weights load)."""
+        adapter, expected = super().fit(adapter, train), self.adapter(train)
+        if adapter.in_channels != expected.in_channels:
+            raise ValueError(
+                f"the model reads series of {adapter.in_channels} channels, the dataset's have {expected.in_channels}"
+            )
+        return dataclasses.replace(adapter, index_shape=expected.index_shape)
 
     def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
         """A .npy array (T, C): the series as the dataset holds it."""
@@ -222,6 +240,8 @@ class PointsInput(Input):
     """Point clouds (B, M, 3), any number of points, with Fourier features of ``fourier_bands`` bands of the
     coordinates and the radius, axes aligned to each cloud's principal axes."""
 
+    adapter_type = PointCloudInputConfig
+
     fourier_bands: int = 8
 
     def __post_init__(self) -> None:
@@ -249,6 +269,8 @@ class PointsInput(Input):
 @dataclasses.dataclass(frozen=True)
 class TextInput(Input):
     """Byte ids (B, L) and their mask; each element also carries its ``ngram`` - 1 preceding bytes."""
+
+    adapter_type = TextInputConfig
 
     ngram: int = 1
     channels: int = 64
@@ -293,6 +315,8 @@ class FlowInput(Input):
     translation-invariant estimate (position features cost 40% more time and lost: 0.539 px after 6 epochs vs
     0.498 after 8 without, at the same time)."""
 
+    adapter_type = FlowInputConfig
+
     neighbourhood: int = 7
     channels: int = 64
 
@@ -310,6 +334,8 @@ class FlowInput(Input):
 @dataclasses.dataclass(frozen=True)
 class AudiovisualInput(Input):
     """An image (B, H, W, C) and a series (B, T, C') with its mask: one input of both modalities."""
+
+    adapter_type = MultimodalInputConfig
 
     patch_size: int = 1
     fourier_bands: int = 8

@@ -84,6 +84,7 @@ class Task:
 
     def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
         """Run ``model`` on each file of ``items``, one result (or error) per input."""
+        self.input.check(model.config.input)
         for path in items:
             try:
                 x, mask = self.input.read(Path(path), model.config.input)

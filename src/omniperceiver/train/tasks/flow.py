@@ -87,6 +87,7 @@ class FlowTask(Task):
 
     def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
         """Frames in pairs (first, second): the flow of each pair, written as a picture and a .npy array."""
+        self.input.check(model.config.input)
         if len(items) % 2:
             raise ValueError(f"optical flow takes frames in pairs (first, second); got {len(items)} files")
         for first, second in zip(items[::2], items[1::2], strict=True):

@@ -124,6 +124,8 @@ class LanguageModelTask(Task):
     def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
         """Each text file's bytes continued (up to 200 bytes or the end of a text), sampled at temperature
         0.8."""
+        if not isinstance(model.config, PerceiverARConfig):
+            raise ValueError(f"the model is a {type(model).__name__}; this dataset's language model is a PerceiverAR")
         tokenizer = ByteTokenizer()
         for path in items:
             try:
