@@ -139,6 +139,7 @@ _SAVED_AS = {
         "ModalityOutputConfig",
         "MultimodalOutputConfig",
     ),
+    "omniperceiver.outputs.segmentation": ("SegmentationOutputConfig",),
     "omniperceiver.outputs.tokens": ("TiedTokenOutputConfig",),
 }
 CONFIG_ALIASES: dict[str, str] = {f"{module}:{name}": name for module, names in _SAVED_AS.items() for name in names}
