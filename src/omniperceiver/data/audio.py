@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -23,6 +25,7 @@ def spoken_digits(*, seed: int = 0) -> Splits:
     return splits
 
 
+@functools.cache
 def mfcc_statistics(*, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean and std (13,) of each MFCC over the real frames of :func:`spoken_digits`' training split."""
     return _statistics(_raw_splits(seed))

@@ -19,13 +19,18 @@ class FlowOutput(OutputAdapter):
         self.config = config
 
     def forward(self, outputs: Tensor, indices: Tensor | None = None) -> Tensor:
-        flow = outputs * self.config.scale
-        if indices is not None:
-            return flow
-        h, w = self.config.image_shape
-        if outputs.dim() != 3 or outputs.shape[1] != h * w:
-            raise ValueError(f"expected decoder outputs (B, H·W={h * w}, 2), got {tuple(outputs.shape)}")
-        return flow.reshape(outputs.shape[0], h, w, outputs.shape[-1])
+        return as_grid(outputs * self.config.scale, self.config.image_shape, indices)
+
+
+def as_grid(outputs: Tensor, image_shape: tuple[int, int], indices: Tensor | None) -> Tensor:
+    """Decoder outputs (B, H·W, K) of one query per pixel laid out as the image (B, H, W, K); the outputs of a
+    subset of pixels (``indices``) stay (B, O, K)."""
+    if indices is not None:
+        return outputs
+    h, w = image_shape
+    if outputs.dim() != 3 or outputs.shape[1] != h * w:
+        raise ValueError(f"expected decoder outputs (B, H·W={h * w}, K), got {tuple(outputs.shape)}")
+    return outputs.reshape(outputs.shape[0], h, w, outputs.shape[-1])
 
 
 @dataclasses.dataclass(frozen=True)

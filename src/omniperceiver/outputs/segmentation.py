@@ -8,6 +8,7 @@ from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapter, OutputAdapter, OutputAdapterConfig
 from omniperceiver.core.config import require
+from omniperceiver.outputs.flow import as_grid
 
 
 class SegmentationOutput(OutputAdapter):
@@ -18,12 +19,7 @@ class SegmentationOutput(OutputAdapter):
         self.config = config
 
     def forward(self, outputs: Tensor, indices: Tensor | None = None) -> Tensor:
-        if indices is not None:
-            return outputs
-        h, w = self.config.image_shape
-        if outputs.dim() != 3 or outputs.shape[1] != h * w:
-            raise ValueError(f"expected decoder outputs (B, H·W={h * w}, K), got {tuple(outputs.shape)}")
-        return outputs.reshape(outputs.shape[0], h, w, outputs.shape[-1])
+        return as_grid(outputs, self.config.image_shape, indices)
 
 
 @dataclasses.dataclass(frozen=True)

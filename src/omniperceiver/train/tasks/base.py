@@ -185,13 +185,14 @@ class TaskModule(lightning.LightningModule):
         self.model, self.task, self.settings = model, task, settings
         self.metric_name = task.metric
         self.metrics = nn.ModuleDict({f"{part}_{self.metric_name}": self.new_metric() for part in PARTS})
+        modules = dict(model.named_modules())
+        self.frozen = [modules[group] for group in settings.freeze]  # a plain list: no second registration
 
     def on_train_batch_start(self, batch, batch_index) -> None:
         """Frozen groups (``settings.freeze``) run in eval mode: their BatchNorm statistics and dropout stay as
         loaded, so a frozen group computes exactly what it did (Lightning puts the whole model in train mode)."""
-        modules = dict(self.model.named_modules())
-        for group in self.settings.freeze:
-            modules[group].eval()
+        for module in self.frozen:
+            module.eval()
 
     @property
     def metric_names(self) -> list[str]:
