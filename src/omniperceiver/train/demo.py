@@ -32,7 +32,7 @@ DEMO = (  # each threshold at least 3 standard deviations of its result over see
     DemoTask("audiovisual-image", 0.60, ("training.epochs=3",), reference=True),
     DemoTask("audiovisual-audio", 0.67, ("training.epochs=3",), reference=True),
     DemoTask("audiovisual-digits", 0.87, ("training.epochs=3",), beats=("audiovisual-image", "audiovisual-audio")),
-    DemoTask("pasted-shapes", 0.19, ("training.epochs=1",)),  # 3 seeds only: docs/demo-seeds.md
+    DemoTask("pasted-shapes", 0.23, ("training.epochs=1",)),
     DemoTask("flow-pairs", 0.53, ("training.epochs=1",)),
     DemoTask("fortunes-lm", 3.2, ("training.epochs=1",)),
 )

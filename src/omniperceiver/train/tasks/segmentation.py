@@ -1,4 +1,5 @@
-"""Per-element classification: semantic segmentation, one position query per pixel decodes that pixel's class
+"""Per-element classification: semantic segmentation. One query per pixel, the pixel's own input element (its
+values and its position's Fourier features, as Perceiver IO's optical flow decoder), decodes that pixel's class
 logits (B, H·W, K); mean IoU over the classes, higher is better."""
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import torchmetrics
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassJaccardIndex
 
+from omniperceiver.adapters.image import ImageInputConfig
 from omniperceiver.core.decoder import DecoderConfig
-from omniperceiver.core.position import FourierPositionConfig
-from omniperceiver.core.queries import PositionQueryConfig
+from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.files import output_folder
 from omniperceiver.media import save_png
@@ -25,11 +26,11 @@ from omniperceiver.train import pictures
 from omniperceiver.train.sections import TrainingSettings, Trunk
 from omniperceiver.train.tasks.base import Task, TaskModule
 
-QUERY_BANDS = 16  # Fourier bands of each pixel's query
-
 
 class Segmenter(TaskModule):
-    """Cross-entropy over every pixel's logits (B, H, W, K) for labels (B, H, W); mean IoU."""
+    """Cross-entropy plus soft Dice loss over every pixel's logits (B, H, W, K) for labels (B, H, W); mean IoU.
+    The Dice term weighs each class alike, however few pixels it covers: with cross-entropy alone the model
+    sat for epochs on predicting background everywhere."""
 
     def new_metric(self) -> torchmetrics.Metric:
         return MulticlassJaccardIndex(self.model.config.decoder.output_channels, average="macro")
@@ -39,13 +40,21 @@ class Segmenter(TaskModule):
         return logits.flatten(0, 2), target.flatten()  # (B·H·W, K), (B·H·W,)
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(outputs, target)
+        return F.cross_entropy(outputs, target) + soft_dice_loss(outputs, target)
+
+
+def soft_dice_loss(logits: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
+    """1 - the mean over the K classes of the soft Dice coefficient of pixel logits (P, K) for labels (P,)."""
+    probabilities = logits.float().softmax(-1)
+    truth = F.one_hot(target, logits.shape[-1]).to(probabilities.dtype)
+    overlap = (probabilities * truth).sum(0)
+    return 1 - ((2 * overlap + smooth) / (probabilities.sum(0) + truth.sum(0) + smooth)).mean()
 
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationTask(Task):
-    """Images (B, H, W, C) labelled per pixel (B, H, W); baseline: logistic regression on each pixel's 3x3
-    neighbourhood."""
+    """Images (B, H, W, C) labelled per pixel (B, H, W), read pixel by pixel (``input.patch_size: 1``);
+    baseline: logistic regression on each pixel's 3x3 neighbourhood."""
 
     metric = "mean_iou"
     module = Segmenter
@@ -53,31 +62,38 @@ class SegmentationTask(Task):
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
         adapter = self.input.adapter(self.inputs(splits.train.tensors))
         image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        self._require_pixels(adapter, image_shape)
         decoder = DecoderConfig(
-            queries=PositionQueryConfig(image_shape, FourierPositionConfig(num_bands=QUERY_BANDS)),
+            queries=InputQueryConfig(adapter.num_channels),
             latent_channels=trunk.latent_channels,
             output_channels=len(splits.classes),
             num_heads=trunk.num_cross_attention_heads,
             widening_factor=trunk.widening_factor,
-            use_query_residual=True,  # each pixel's position reaches its MLP beside what it attended to
+            use_query_residual=True,  # each pixel's own features reach its MLP beside what it attended to
         )
         output = SegmentationOutputConfig(image_shape, splits.classes)
         return PerceiverIOConfig(adapter, self.encoder(splits, trunk, settings), decoder, output)
 
     def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
         queries = getattr(getattr(config, "decoder", None), "queries", None)
-        if not isinstance(queries, PositionQueryConfig) or not isinstance(config.output, SegmentationOutputConfig):
-            raise ValueError(f"{self.name} needs a Perceiver IO with one position query per pixel, not this model")
+        if not isinstance(queries, InputQueryConfig) or not isinstance(config.output, SegmentationOutputConfig):
+            raise ValueError(f"{self.name} needs a Perceiver IO with one input query per pixel, not this model")
         config = self.fit_input(config, splits)
         image_shape = tuple(splits.train.tensors[-1].shape[1:3])
-        decoder = dataclasses.replace(
-            config.decoder,
-            queries=dataclasses.replace(queries, index_shape=image_shape),
-            output_channels=len(splits.classes),
-        )
+        self._require_pixels(config.input, image_shape)
+        decoder = dataclasses.replace(config.decoder, output_channels=len(splits.classes))
         output = SegmentationOutputConfig(image_shape, splits.classes)
         fresh = () if config.output.labels == splits.classes else ("decoder.projection",)
         return dataclasses.replace(config, decoder=decoder, output=output), fresh
+
+    def _require_pixels(self, adapter: ImageInputConfig, image_shape: tuple[int, int]) -> None:
+        """Refuse an input adapter whose elements are not the labelled pixels (one query per element)."""
+        elements = getattr(getattr(adapter, "array", None), "index_shape", None)
+        if elements != image_shape:
+            raise ValueError(
+                f"{self.name} decodes one query per input pixel: set input.patch_size: 1 (the input has "
+                f"{elements} elements for {image_shape} labels)"
+            )
 
     def baseline(self, splits: Splits) -> float:
         """Mean IoU on the test split of logistic regression on each pixel's 3x3 neighbourhood (50,000 training
