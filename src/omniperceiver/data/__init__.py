@@ -20,7 +20,7 @@ from omniperceiver.data.points import shapes
 from omniperceiver.data.segmentation import pasted_shapes
 from omniperceiver.data.speech import synthesized_digits
 from omniperceiver.data.splits import Splits, stratified_split
-from omniperceiver.data.text import fortunes
+from omniperceiver.data.text import fortunes, fortunes_corpus
 
 __all__ = [
     "Splits",
@@ -29,6 +29,7 @@ __all__ = [
     "digits",
     "flow_pairs",
     "fortunes",
+    "fortunes_corpus",
     "image_folder",
     "mnist",
     "pasted_shapes",

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.data.byte_stream import byte_stream_splits
 from omniperceiver.data.splits import Splits, pad_sequences, stratified_split
 from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
@@ -206,22 +207,12 @@ def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
 
 
 def text_corpus(root: str | Path, *, length: int = 256, seed: int = 0) -> Splits:
-    """Every UTF-8 .txt file below ``root`` (sorted, recursively), for language modelling: each file cut into
-    windows of ``length`` bytes, each window the ids [CLS] bytes (B, length + 1) with its mask (a file's last,
-    shorter window is zero-padded, not dropped); the windows split at random (seeded) 70 / 15 / 15. The
-    labels (all 0) only fill the Splits layout."""
+    """Every UTF-8 .txt file below ``root`` (sorted, recursively), for language modelling: each file's first
+    90% for training, its next 5% for validation and its last 5% for test, read as
+    :class:`~omniperceiver.data.byte_stream.ByteWindows` of ``length`` bytes."""
     files = sorted(Path(root).rglob("*.txt")) if Path(root).is_dir() else []
     if not files:
         raise FileNotFoundError(f"{root} is not a folder holding .txt files")
     data = _read_all(files, lambda path: path.read_text(encoding="utf-8").encode("utf-8"))
-    windows = [
-        torch.tensor([ByteTokenizer.CLS, *ByteTokenizer().encode(text[start : start + length], special_tokens=False)])
-        for text in data
-        for start in range(0, len(text), length)
-    ]
-    if len(windows) < 10:
-        raise ValueError(f"{root} holds {len(windows)} windows of {length} bytes; at least 10 are needed to split")
-    ids, mask = pad_sequences(windows)
-    tensors = (ids.long(), mask, torch.zeros(len(windows), dtype=torch.long))
-    description = f"{len(windows)} windows of up to {length} bytes from {len(files)} text files in {root}"
-    return stratified_split(Path(root).name, tensors, ("text",), description, seed=seed)
+    description = f"{len(files)} text files in {root}"
+    return byte_stream_splits(data, Path(root).name, description, length=length, seed=seed)

@@ -1,5 +1,5 @@
-"""Text in four languages: Debian's fortune cookies (English, German, Spanish, Italian) for language
-identification, as byte ids."""
+"""Text in four languages: Debian's fortune cookies (English, German, Spanish, Italian), as byte ids: snippets
+for language identification, and the whole corpus for language modelling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.data.byte_stream import byte_stream_splits
 from omniperceiver.data.splits import Splits, stratified_split
 
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -52,3 +53,16 @@ def fortunes(*, snippet_chars: int = 128, per_language: int = 1500, seed: int = 
     ids, mask = ByteTokenizer().batch(texts)
     description = f"fortune snippets of up to {snippet_chars} characters, {len(texts)} in {len(LANGUAGES)} languages"
     return stratified_split("fortunes", (ids, mask, torch.tensor(labels)), LANGUAGES, description, seed=seed)
+
+
+def fortunes_corpus(*, length: int = 256, seed: int = 0) -> Splits:
+    """The whole fortunes corpus of the four languages (every file a source, entries as the files hold them,
+    "%" lines between), for language modelling: each file's first 90% for training, its next 5% for validation
+    and its last 5% for test, read as :class:`~omniperceiver.data.byte_stream.ByteWindows` of ``length``
+    bytes."""
+    if not (FORTUNES / "de").is_dir():
+        raise FileNotFoundError(f"the fortunes corpus is not installed ({FORTUNES}): {INSTALL}")
+    files = [path for language in LANGUAGES for path in _files(language)]
+    sources = ["".join(f"{entry}\n%\n" for entry in _entries(path)).encode("utf-8") for path in files]
+    description = f"{len(files)} fortune files in {len(LANGUAGES)} languages"
+    return byte_stream_splits(sources, "fortunes-lm", description, length=length, seed=seed)

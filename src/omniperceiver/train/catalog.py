@@ -62,7 +62,7 @@ SYNTHESIZED_DIGITS = ClassificationTask(
     "synthesized-digits", "audio (log-mel of waveforms)", data.synthesized_digits, SpeechInput()
 )
 FORTUNES = ClassificationTask("fortunes", "text", data.fortunes, TextInput())
-FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes)", data.fortunes, None)
+FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes)", data.fortunes_corpus, None)
 SHAPES = ClassificationTask("shapes", "point cloud", data.shapes, PointsInput(), augment=rotate_points)
 
 TASKS: dict[str, Task] = {}

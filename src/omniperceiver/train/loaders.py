@@ -8,7 +8,7 @@ restart the sampler skips what the interrupted epoch had already trained on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lightning
 import torch
@@ -20,10 +20,21 @@ from omniperceiver.data.splits import Splits
 class EpochSampler(Sampler[int]):
     """Indices of one process' share of ``size`` examples: a seeded permutation per epoch (or the natural
     order), rows ``rank``, ``rank + replicas``, ... of it, starting after ``skip`` of them. Shuffled (training)
-    shares are cut to equal lengths, so every process takes the same number of optimizer steps."""
+    shares are cut to equal lengths, so every process takes the same number of optimizer steps. ``on_epoch``
+    (a dataset's ``set_epoch``) hears each epoch's number before its indices are drawn."""
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int, rank: int = 0, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        rank: int = 0,
+        replicas: int = 1,
+        on_epoch: Callable[[int], None] | None = None,
+    ) -> None:
         self.size, self.shuffle, self.seed, self.rank, self.replicas = size, shuffle, seed, rank, replicas
+        self.on_epoch = on_epoch
         self.used = size - size % replicas if shuffle else size
         self.epoch = 0
         self.skip = 0
@@ -37,6 +48,8 @@ class EpochSampler(Sampler[int]):
         return (self.used - self.rank + self.replicas - 1) // self.replicas
 
     def __iter__(self) -> Iterator[int]:
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
         if self.shuffle:
             order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
@@ -55,7 +68,14 @@ class SplitsData(lightning.LightningDataModule):
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=self.seed, rank=rank, replicas=replicas)
+        sampler = EpochSampler(
+            len(dataset),
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=rank,
+            replicas=replicas,
+            on_epoch=getattr(dataset, "set_epoch", None) if shuffle else None,
+        )
         if shuffle and self.resume is not None:
             sampler.epoch = self.resume["epoch"]
             sampler.skip = self.resume["batches"] * self.batch_size // replicas

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from omniperceiver.adapters.points import PointCloudInputAdapter
 from omniperceiver.adapters.text import ByteTokenizer
-from omniperceiver.data.splits import Splits
 from omniperceiver.files import atomic_write
 from omniperceiver.inference.generate import generate
 from omniperceiver.media.flow import flow_to_rgb
@@ -34,18 +33,25 @@ def _save(figure: Figure, path: Path) -> None:
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
-def samples(model: nn.Module, splits: Splits, path: Path, count: int = 4, prompt_bytes: int = 24) -> None:
-    """Continuations of the first ``prompt_bytes`` of ``count`` test sequences, sampled at temperature 0.8."""
-    ids, mask, _ = splits.test.tensors
+def samples(model: nn.Module, prompts: list[bytes], path: Path, *, header: str = "") -> None:
+    """``header``, then a continuation of each prompt (100 bytes sampled at temperature 0.8, seeded)."""
     tokenizer = ByteTokenizer()
-    prompts = [row[m][:prompt_bytes] for row, m in zip(ids[:count], mask[:count], strict=True)]
+    prompts_ids = [tokenizer.encode(prompt)[:-1] for prompt in prompts]  # [CLS] bytes, as the windows start
     generator = torch.Generator().manual_seed(0)
-    outputs = generate(model.eval(), prompts, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
-    text = "".join(
-        f"{tokenizer.decode(prompt)!r} -> {tokenizer.decode(output)!r}\n"
-        for prompt, output in zip(prompts, outputs, strict=True)
-    )
+    outputs = generate(model.eval(), prompts_ids, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
+    lines = [header] if header else []
+    lines += [f"{tokenizer.decode(p)!r} -> {tokenizer.decode(o)!r}" for p, o in zip(prompts_ids, outputs, strict=True)]
+    text = "".join(f"{line}\n" for line in lines)
     atomic_write(path, lambda file: file.write(text.encode()))
+
+
+def last_value(metrics_csv: Path, column: str) -> float:
+    """The last value logged in ``column`` of Lightning's CSV log."""
+    with metrics_csv.open() as file:
+        values = [row[column] for row in csv.DictReader(file) if row.get(column)]
+    if not values:
+        raise ValueError(f"{metrics_csv} has no {column} values")
+    return float(values[-1])
 
 
 def curves(metrics_csv: Path, metric: str, path: Path) -> None:

@@ -59,6 +59,7 @@ def _trainer(recipe: Recipe, output_dir: Path, metrics: list[str], progress: boo
     ]
     return lightning.Trainer(
         max_epochs=s.epochs,
+        limit_train_batches=s.batches_per_epoch or 1.0,
         precision=s.precision,
         accumulate_grad_batches=s.accumulate_grad_batches,
         strategy=strategy,
@@ -92,6 +93,7 @@ def train(
     lightning.seed_everything(s.seed, workers=True, verbose=False)
     splits = task.splits(recipe.data_path)
     model, origin = build_model(recipe, task, splits)
+    splits = task.evaluation_splits(splits, model)
     module = task.module(model, task, s)
     data = SplitsData(splits, s.batch_size, s.seed)
     trainer = _trainer(recipe, output_dir, module.metric_names, progress)
@@ -210,7 +212,8 @@ def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
     task = recipe.task
     model = from_pretrained(run_dir / "model")
     module = task.module(model, task, recipe.training)
-    data = SplitsData(task.splits(recipe.data_path), recipe.training.batch_size, recipe.training.seed)
+    splits = task.evaluation_splits(task.splits(recipe.data_path), model)
+    data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():
         return _test(trainer, module, data)

@@ -110,9 +110,11 @@ class TrainingSettings(Config):
     digits). ``freeze`` names module groups that do not train (``input_adapter``, ``encoder``,
     ``encoder.cross_attention``, ...); ``learning_rates`` gives module groups their own peak rate. A checkpoint
     is written at the end of every epoch, every ``checkpoint_every_minutes`` of training (0: never by time) and
-    every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps)."""
+    every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps). ``batches_per_epoch`` makes an
+    epoch that many batches of the shuffled training split (a new draw each epoch; 0: the whole split)."""
 
     epochs: int = 30
+    batches_per_epoch: int = 0
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
@@ -142,6 +144,7 @@ class TrainingSettings(Config):
             require(rate > 0, f"learning_rates.{group}", rate, "a positive number")
         require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
         require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {STRATEGIES}")
+        require(self.batches_per_epoch >= 0, "batches_per_epoch", self.batches_per_epoch, ">= 0 (0: the whole split)")
         require(self.checkpoint_every_n_steps >= 0, "checkpoint_every_n_steps", self.checkpoint_every_n_steps, ">= 0")
         require(self.checkpoint_every_minutes >= 0, "checkpoint_every_minutes", self.checkpoint_every_minutes, ">= 0")
         require(

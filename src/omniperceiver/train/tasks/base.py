@@ -57,6 +57,11 @@ class Task:
             raise ValueError(f"dataset={self.name!r} takes {needs}; got data_path={data_path!r}")
         return self.load(data_path) if self.reads_folder else self.load()
 
+    def evaluation_splits(self, splits: Splits, model: nn.Module) -> Splits:
+        """The splits as ``model`` is validated and tested on them (the same, but for tasks whose held-out
+        examples depend on the model)."""
+        return splits
+
     def inputs(self, batch: tuple[Tensor, ...]) -> Batch:
         """The dataset tensors the input reads."""
         return batch[:-1] if self.tensors is None else tuple(batch[i] for i in self.tensors)

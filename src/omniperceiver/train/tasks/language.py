@@ -1,8 +1,11 @@
-"""Causal language modelling: a Perceiver AR predicts each next byte; bits per byte, lower is better."""
+"""Causal language modelling: a Perceiver AR predicts each next byte; bits per byte over every held-out byte
+scored once, lower is better, beside a unigram model and conditional compression by xz and zstd."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import lzma
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,48 +35,69 @@ class BitsPerByte(torchmetrics.MeanMetric):
 
 
 class LanguageModel(TaskModule):
-    """Next-byte prediction over left-padded byte sequences: the last N positions (the latents) predict the
-    byte after each; padding and special tokens are not targets. Cross-entropy as loss."""
+    """Next-byte prediction over left-padded byte windows: the last N positions (the latents) predict the byte
+    after each; the window's scored targets count (held out: each byte once), padding and special tokens never.
+    Cross-entropy as loss."""
 
     def new_metric(self) -> torchmetrics.Metric:
         return BitsPerByte()
 
     def predict(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
-        ids, mask, _ = self.task.unpack(batch)
+        ids, mask, scored = self.task.unpack(batch)
         logits = self.model(ids[:, :-1], mask=mask[:, :-1])  # (B, N, V): the bytes after the last N inputs
         n = logits.shape[1]
         target = ids[:, -n:]
-        scored = mask[:, -n - 1 : -1] & (target >= ByteTokenizer.OFFSET)  # a real input and a byte to predict
+        scored = scored[:, -n:] & mask[:, -n - 1 : -1] & (target >= ByteTokenizer.OFFSET)  # a real input, a byte
         return logits[scored].float(), target[scored]
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(outputs, target)
 
 
-def left_aligned(ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Right-padded ids (B, L) and their mask -> the same sequences left-padded (their last byte at L - 1)."""
+def left_aligned(ids: Tensor, mask: Tensor, *more: Tensor) -> tuple[Tensor, ...]:
+    """Right-padded ids (B, L), their mask and ``more`` tensors laid out alike -> the same left-padded (each
+    sequence's last byte at L - 1)."""
     length = ids.shape[1]
     order = (torch.arange(length) + mask.sum(dim=1, keepdim=True)) % length
-    return ids.gather(1, order), mask.gather(1, order)
+    return tuple(t.gather(1, order) for t in (ids, mask, *more))
 
 
-def unigram_bits_per_byte(splits: Splits) -> float:
-    """Cross-entropy in bits of the test bytes under the training bytes' frequencies (add-one smoothed)."""
+def unigram_bits_per_byte(train: bytes, test: bytes) -> float:
+    """Cross-entropy in bits of the ``test`` bytes under the ``train`` bytes' frequencies (add-one smoothed)."""
 
-    def counts(ids: Tensor, mask: Tensor) -> Tensor:
-        scored = ids[mask & (ids >= ByteTokenizer.OFFSET)]
-        return torch.bincount(scored, minlength=ByteTokenizer.vocab_size).double()
+    def counts(data: bytes) -> Tensor:
+        return torch.bincount(torch.frombuffer(bytearray(data), dtype=torch.uint8).long(), minlength=256).double()
 
-    probabilities = counts(*splits.train.tensors[:2]) + 1
+    probabilities = counts(train) + 1
     probabilities /= probabilities.sum()
-    test = counts(*splits.test.tensors[:2])
-    return float(-(test * probabilities.log2()).sum() / test.sum())
+    test_counts = counts(test)
+    return float(-(test_counts * probabilities.log2()).sum() / test_counts.sum())
+
+
+@functools.cache  # several runs on one corpus in a process compress it once
+def compression_bits_per_byte(train: bytes, test: bytes) -> dict[str, float]:
+    """Conditional compression of the ``test`` bytes given the ``train`` bytes, in bits per test byte:
+    (bits of compress(train + test) - bits of compress(train)) / len(test), by xz -9e and zstd -19 --long."""
+    import zstandard
+
+    zstd = zstandard.ZstdCompressor(
+        compression_params=zstandard.ZstdCompressionParameters.from_level(19, enable_ldm=True, window_log=27)
+    )
+    compressors = {
+        "xz -9e": lambda data: lzma.compress(data, preset=9 | lzma.PRESET_EXTREME),
+        "zstd -19 --long": zstd.compress,
+    }
+    return {
+        name: 8 * (len(compress(train + test)) - len(compress(train))) / len(test)
+        for name, compress in compressors.items()
+    }
 
 
 @dataclasses.dataclass(frozen=True)
 class LanguageModelTask(Task):
-    """Byte sequences (B, L) with their mask, modelled left-padded; baseline: a unigram model. ``predict``
-    continues each text file's bytes."""
+    """Byte windows (B, L+1) with their mask and scored targets (a :class:`ByteWindows` per part), modelled
+    left-padded; held-out windows score N new bytes each for a model of N latents. Baseline: a unigram model.
+    ``predict`` continues each text file's bytes."""
 
     metric = "bits_per_byte"
     lower_is_better = True
@@ -81,7 +105,14 @@ class LanguageModelTask(Task):
     trunk = ARTrunk
 
     def unpack(self, batch: tuple[Tensor, ...]) -> tuple[Inputs, Masks, Tensor]:
-        return (*left_aligned(batch[0], batch[1]), batch[0])
+        return left_aligned(*batch)
+
+    def evaluation_splits(self, splits: Splits, model: nn.Module) -> Splits:
+        """Held-out windows that score as many new bytes each as the model predicts at once (its latents)."""
+        stride = min(model.config.ar.num_latents, splits.test.length)
+        return dataclasses.replace(
+            splits, validation=splits.validation.with_stride(stride), test=splits.test.with_stride(stride)
+        )
 
     def model_config(self, splits: Splits, trunk: ARTrunk, settings: TrainingSettings) -> PerceiverARConfig:
         if settings.activation_checkpointing:
@@ -110,15 +141,27 @@ class LanguageModelTask(Task):
         return config, ()
 
     def inputs_per_example(self, splits: Splits) -> int:
-        return splits.train.tensors[0].shape[1] - 1  # inputs stop one byte before the last target
+        return splits.train.length  # a window's L+1 ids: inputs stop one byte before the last target
 
     def baseline(self, splits: Splits) -> float:
-        return unigram_bits_per_byte(splits)
+        return unigram_bits_per_byte(splits.train.data, splits.test.data)
 
     def pictures(self, run_dir: Path, module: LanguageModel, splits: Splits) -> list[Path]:
+        """curves.png, and samples.txt: the test bits per byte beside the baselines', then continuations of
+        four test passages."""
         paths = [run_dir / "curves.png", run_dir / "samples.txt"]
         pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
-        pictures.samples(module.model, splits, paths[1])
+        train, test = splits.train.data, splits.test.data
+        compressed = compression_bits_per_byte(train, test)
+        scores = {
+            "this model": pictures.last_value(run_dir / "logs" / "metrics.csv", f"test_{self.metric}"),
+            "unigram of the training bytes": unigram_bits_per_byte(train, test),
+            **{f"{name}, given the training bytes": bits for name, bits in compressed.items()},
+        }
+        header = [f"bits per byte over the {len(test):,} test bytes, each scored once:"]
+        header += [f"  {bits:6.3f}  {name}" for name, bits in scores.items()]
+        passages = [test[i : i + 24] for i in range(0, len(test), max(1, len(test) // 4))][:4]
+        pictures.samples(module.model, passages, paths[1], header="\n".join(header))
         return paths
 
     def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
