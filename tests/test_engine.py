@@ -143,6 +143,12 @@ def test_a_byte_language_model_trains_and_generate_streams_its_continuation(tmp_
     (scored,) = [line for line in samples.splitlines() if line.endswith("  this model")]
     assert float(scored.split()[0]) == pytest.approx(bits, abs=6e-4) and "xz -9e, given the training" in samples
     assert "' -> '" in samples
+    assert main(["evaluate", str(tmp_path), "--quiet", "--num-latents", "16", "64", "128"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1] == "| N | test_bits_per_byte | test_loss | seconds |"
+    by_latents = {int(row.split("|")[1]): float(row.split("|")[2]) for row in table[3:]}
+    assert list(by_latents) == [16, 64, 128] and by_latents[64] == pytest.approx(bits, abs=1e-4)  # as trained
+    assert len(set(by_latents.values())) == 3  # other latent counts score other numbers
     command = ["generate", str(tmp_path), "--prompt", "Love is", "--temperature", "0", "--max-new-tokens", "30"]
     assert main(command) == 0
     first = capsys.readouterr().out

@@ -147,3 +147,16 @@ def test_learns_to_copy_a_sequence_after_a_separator():
     copied = torch.stack(generate(model.eval(), seq[:, : half + 1], half, temperature=0))
     accuracy = (copied == seq[:, half + 1 :]).float().mean().item()
     assert accuracy >= 0.99, accuracy
+
+
+def test_the_same_weights_read_with_fewer_or_more_latents():
+    torch.manual_seed(0)
+    model = small_ar(num_latents=6)
+    ids = torch.randint(0, 40, (2, 20))
+    fewer, more = model.with_num_latents(3), model.with_num_latents(12)
+    with torch.no_grad():
+        torch.testing.assert_close(fewer(ids), model(ids, num_latents=3))  # what the model itself does with 3
+        assert more(ids).shape == (2, 12, 40) and more.config.ar.num_latents == 12
+        assert not torch.allclose(more(ids)[:, -6:], model(ids))  # the last 6 also attend to 6 earlier latents
+        assert generate(more, [ids[0, :5]], 4, temperature=0)[0].shape == (4,)  # its cache keeps 12 latents
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), more.parameters(), strict=True))

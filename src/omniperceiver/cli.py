@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import sys
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -235,10 +236,23 @@ def train(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    """Print the test metrics of a trained run folder."""
+    """Print the test metrics of a trained run folder; with several --num-latents, a table of them."""
     from omniperceiver.train import evaluate as run
 
-    print(f"{args.run_dir}: {_metrics(run(args.run_dir, progress=not args.quiet))}")
+    if not args.num_latents:
+        print(f"{args.run_dir}: {_metrics(run(args.run_dir, progress=not args.quiet))}")
+        return
+    rows = []
+    for n in args.num_latents:
+        start = time.perf_counter()
+        metrics = run(args.run_dir, num_latents=n, progress=not args.quiet)
+        rows.append((n, metrics, time.perf_counter() - start))
+    names = sorted(rows[0][1])
+    print(f"{args.run_dir}, read with N latents:")
+    print("| N | " + " | ".join(names) + " | seconds |")
+    print("|---:|" + "---:|" * len(names) + "---:|")
+    for n, metrics, seconds in rows:
+        print(f"| {n} | " + " | ".join(f"{metrics[name]:.4f}" for name in names) + f" | {seconds:.0f} |")
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -262,6 +276,8 @@ def generate(args: argparse.Namespace) -> None:
     from omniperceiver.models.perceiver_ar import PerceiverAR
 
     model = PerceiverAR.from_pretrained(args.model)
+    if args.num_latents is not None:
+        model = model.with_num_latents(args.num_latents)
     tokenizer = ByteTokenizer()
     prompt = [ByteTokenizer.CLS, *tokenizer.encode(args.prompt, special_tokens=False)]
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -410,9 +426,16 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate",
         "test metrics of a trained run folder",
         "Evaluate a run folder written by `omniperceiver train` (its recipe.yaml and model/) on the test split.",
-        "omniperceiver evaluate runs/mnist",
+        "omniperceiver evaluate runs/mnist\n  omniperceiver evaluate runs/fortunes-lm --num-latents 16 64 256",
     )
     evaluate_parser.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate_parser.add_argument(
+        "--num-latents",
+        type=at_least(1),
+        nargs="+",
+        metavar="N",
+        help="a Perceiver AR read with N latents (several: a table), whatever N it trained with",
+    )
     evaluate_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate_parser.set_defaults(run=evaluate)
     generate_parser = command(
@@ -430,6 +453,7 @@ def _parser() -> argparse.ArgumentParser:
     generate_parser.add_argument("--top-k", type=at_least(1), help="sample among the k likeliest bytes")
     generate_parser.add_argument("--top-p", type=float, help="sample from the smallest set of probability >= p")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
+    generate_parser.add_argument("--num-latents", type=at_least(1), metavar="N", help="read with N latents")
     generate_parser.set_defaults(run=generate)
     demo_parser = command(
         "demo",

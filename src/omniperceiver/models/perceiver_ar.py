@@ -102,6 +102,15 @@ class PerceiverAR(PretrainedModel):
     def new_cache(self) -> ARCache:
         return self.core.new_cache()
 
+    def with_num_latents(self, num_latents: int) -> PerceiverAR:
+        """These weights reading the last ``num_latents`` positions as latents (N of the config): no weight
+        depends on N, so a model trained with one N can be evaluated and sampled with another, more or fewer
+        (the Perceiver AR paper's evaluation-time sweep). A cache then keeps ``num_latents`` latents."""
+        config = dataclasses.replace(self.config, ar=dataclasses.replace(self.config.ar, num_latents=num_latents))
+        model = type(self)(config)
+        model.load_state_dict(self.state_dict())
+        return model.train(self.training)
+
     def check_ids(self, ids: Tensor, seen: int = 0) -> None:
         """Raise ValueError unless ids is an integer (B, L) tensor, B >= 1, L >= 1, of ids in [0, V), and
         ``seen`` cached positions plus L are at most ``max_seq_len``."""

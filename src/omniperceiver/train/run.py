@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
+from omniperceiver.models.perceiver_ar import PerceiverAR
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.initialize import build_model
 from omniperceiver.train.loaders import SplitsData
@@ -203,14 +204,19 @@ def _test(trainer: lightning.Trainer, module: TaskModule, data: SplitsData) -> d
 
 
 @quiet()
-def evaluate(run_dir: str | Path, *, progress: bool = True) -> dict[str, float]:
-    """Test metrics of a trained run folder (its recipe.yaml and model/) on its dataset's test split."""
+def evaluate(run_dir: str | Path, *, num_latents: int | None = None, progress: bool = True) -> dict[str, float]:
+    """Test metrics of a trained run folder (its recipe.yaml and model/) on its dataset's test split; a
+    Perceiver AR may be read with another ``num_latents`` than it trained with."""
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run folder: {RECIPE_FILE} is missing")
     recipe = load_recipe(run_dir / RECIPE_FILE)
     task = recipe.task
     model = from_pretrained(run_dir / "model")
+    if num_latents is not None:
+        if not isinstance(model, PerceiverAR):
+            raise ValueError(f"num_latents applies to Perceiver AR models; {run_dir} holds a {type(model).__name__}")
+        model = model.with_num_latents(num_latents)
     module = task.module(model, task, recipe.training)
     splits = task.evaluation_splits(task.splits(recipe.data_path), model)
     data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed)
