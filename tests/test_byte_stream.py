@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.core.ar import ARConfig
+from omniperceiver.data import text_corpus
 from omniperceiver.data.byte_stream import ByteWindows, byte_stream_splits
 from omniperceiver.models.perceiver_ar import PerceiverARConfig
 from omniperceiver.train.catalog import get_task
@@ -111,3 +112,9 @@ def test_the_training_loader_moves_the_windows_each_epoch_and_again_on_resume():
         sampler.set_epoch(epoch)
         starts.append(sorted(windows[i][0][:4].tolist() for i in sampler))  # each window's first ids
     assert starts[0] != starts[1] and starts[0] == starts[2]
+
+
+def test_too_little_text_is_one_clear_error(tmp_path):
+    (tmp_path / "a.txt").write_text("short text\n")
+    with pytest.raises(ValueError, match=r"11 bytes are too few for windows of 256 bytes and held-out parts"):
+        text_corpus(tmp_path)

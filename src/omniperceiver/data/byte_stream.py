@@ -27,14 +27,14 @@ class ByteWindows(Dataset):
     def __init__(self, data: bytes, length: int, *, stride: int | None = None, seed: int = 0) -> None:
         if length < 2 or (stride is not None and not 1 <= stride <= length):
             raise ValueError(f"windows need length >= 2 and 1 <= stride <= length, got {length} and {stride}")
+        needed = 2 * length if stride is None else 1
+        if len(data) < needed:
+            part = "training" if stride is None else "held-out"
+            raise ValueError(f"{part} windows of {length} bytes need at least {needed} bytes, got {len(data)}")
         self.data, self.length, self.stride, self.seed = data, length, stride, seed
-        ids = torch.frombuffer(bytearray(data), dtype=torch.uint8).long() + ByteTokenizer.OFFSET if data else []
-        self.stream = torch.cat([torch.tensor([ByteTokenizer.CLS]), torch.as_tensor(ids, dtype=torch.long)])
+        ids = torch.frombuffer(bytearray(data), dtype=torch.uint8).long() + ByteTokenizer.OFFSET
+        self.stream = torch.cat([torch.tensor([ByteTokenizer.CLS]), ids])
         self.offset = 0
-        if stride is None and len(self.stream) < 2 * length + 1:
-            raise ValueError(f"training windows of {length} bytes need at least {2 * length} bytes, got {len(data)}")
-        if not data:
-            raise ValueError("a held-out part holds no bytes")
 
     def __len__(self) -> int:
         if self.stride is None:  # the same count at every offset
