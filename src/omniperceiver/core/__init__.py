@@ -2,7 +2,7 @@
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig, OutputAdapter, OutputAdapterConfig
 from omniperceiver.core.ar import ARCache, ARConfig, PerceiverARCore, sequence_positions
-from omniperceiver.core.attention import MultiHeadAttention, attend, causal_mask, key_padding_mask
+from omniperceiver.core.attention import MultiHeadAttention, attend, causal_mask, key_padding_mask, seq2seq_mask
 from omniperceiver.core.blocks import MLP, CrossAttentionBlock, SelfAttentionBlock
 from omniperceiver.core.config import Config
 from omniperceiver.core.decoder import DecoderConfig, PerceiverDecoder
@@ -69,6 +69,7 @@ __all__ = [
     "fourier_features",
     "grid_coordinates",
     "key_padding_mask",
+    "seq2seq_mask",
     "sequence_positions",
     "sinusoidal_features",
 ]

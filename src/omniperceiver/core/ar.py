@@ -13,7 +13,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from omniperceiver.core.attention import causal_mask, check_mask
+from omniperceiver.core.attention import causal_mask, check_mask, seq2seq_mask
 from omniperceiver.core.blocks import CrossAttentionBlock, SelfAttentionBlock
 from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
 from omniperceiver.core.kv_cache import KVCache
@@ -142,6 +142,7 @@ class PerceiverARCore(nn.Module):
         mask: Tensor | None = None,
         positions: Tensor | None = None,
         cache: ARCache | None = None,
+        source_lengths: Tensor | None = None,
     ) -> Tensor:
         """Process x (B, L, D); return the hidden states (B, n, D) of its last n positions.
 
@@ -149,7 +150,9 @@ class PerceiverARCore(nn.Module):
         has seen positions, x holds the next positions and all of them are latents (n = L); once the latents
         exceed N, the oldest leave the self-attention window (they stay visible to the cross-attention).
         ``mask`` (B, L) marks real positions (False = padding); ``positions`` (B, L) are the rotary positions,
-        by default the count of real positions before each one.
+        by default the count of real positions before each one. ``source_lengths`` (B,) makes the first S_b
+        positions of each sequence a source read bidirectionally (:func:`seq2seq_mask`; the rest stays causal),
+        in a pass without cached positions: cached steps continue the target.
         """
         c = self.config
         if x.dim() != 3 or x.shape[-1] != c.channels:
@@ -157,6 +160,14 @@ class PerceiverARCore(nn.Module):
         batch, length = x.shape[:2]
         if mask is not None:
             check_mask(mask, "(B, L)", (batch, length))
+        if source_lengths is not None:
+            require(
+                source_lengths.shape == (batch,) and not source_lengths.is_floating_point(),
+                "source_lengths",
+                tuple(source_lengths.shape),
+                f"integers (B,) = ({batch},)",
+            )
+            require(not (cache is not None and cache.length), "source_lengths", "given", "none with a cached step")
         if cache is not None and cache.length:
             n = length
             require(
@@ -185,7 +196,10 @@ class PerceiverARCore(nn.Module):
 
         latent_positions = positions[:, -n:]
         keys = seen + length
-        cross_mask = causal_mask(n, keys, device=x.device)
+        if source_lengths is None:
+            cross_mask = causal_mask(n, keys, device=x.device)
+        else:  # (B, 1, n, L): no cached keys here
+            cross_mask = seq2seq_mask(latent_positions, positions, source_lengths)[:, None]
         if full_mask is not None:
             cross_mask = cross_mask & full_mask[:, None, None, -keys:]
         h, _ = self.cross_attention(
@@ -203,7 +217,10 @@ class PerceiverARCore(nn.Module):
                 layer_cache = cache.layers[index]
                 layer_cache.keep_last(c.num_latents - n)
                 window += len(layer_cache)
-            self_mask = causal_mask(n, window, device=x.device)
+            if source_lengths is None:
+                self_mask = causal_mask(n, window, device=x.device)
+            else:
+                self_mask = seq2seq_mask(latent_positions, latent_positions, source_lengths)[:, None]
             if full_mask is not None:
                 self_mask = self_mask & full_mask[:, None, None, -window:]
             h = layer(h, mask=self_mask, positions=latent_positions, cache=layer_cache)

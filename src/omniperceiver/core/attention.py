@@ -45,6 +45,16 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
     return torch.arange(num_keys, device=device)[None, :] <= query_pos
 
 
+def seq2seq_mask(query_positions: Tensor, key_positions: Tensor, source_lengths: Tensor) -> Tensor:
+    """Boolean (B, O, M) sequence-to-sequence mask (UniLM) for queries and keys at sequence positions (B, O)
+    and (B, M) of sequences whose first S_b positions (``source_lengths`` (B,)) are a source: a query sees the
+    keys at or before its position (causal), and a query in the source sees the whole source (the source is
+    read bidirectionally, the target causally). ``source_lengths`` 0 gives the causal mask."""
+    query, key = query_positions[:, :, None], key_positions[:, None, :]
+    source = source_lengths[:, None, None]
+    return (key <= query) | ((query < source) & (key < source))
+
+
 def attend(
     q: Tensor,
     k: Tensor,

@@ -65,6 +65,7 @@ def generate(
     refill_latents: int | None = None,
     generator: torch.Generator | None = None,
     stream: Callable[[Tensor], object] | None = None,
+    source_lengths: Sequence[int] | None = None,
 ) -> list[Tensor]:
     """Continue each prompt by up to ``max_new_tokens`` tokens; return the new tokens of each, a 1-D tensor
     that ends with ``eos_id`` if the sequence emitted it (and is then shorter).
@@ -74,8 +75,10 @@ def generate(
     ``top_p`` restrict sampling (see :class:`Sampling`). After a sequence emits ``eos_id``, it gets ``pad_id``
     (default the config's ``pad_id``, else 0) and the others go on. ``refill_latents`` (default N // 2, in
     [1, N]) is the number of latents of a full pass (see the module docstring: N means no caching).
-    ``stream`` is called after every step with its tokens (B,). Call ``model.eval()`` first: in training mode
-    dropout makes every call differ.
+    ``stream`` is called after every step with its tokens (B,). ``source_lengths`` makes the first S_i tokens
+    of each prompt a source read bidirectionally (:func:`~omniperceiver.core.attention.seq2seq_mask`), in every
+    full pass (less what the sliding context dropped); the continuation stays causal. Call ``model.eval()``
+    first: in training mode dropout makes every call differ.
     """
     config = model.config
     latents = config.ar.num_latents
@@ -85,6 +88,7 @@ def generate(
     sampling = Sampling(temperature, top_k, top_p)
     pad = pad_id if pad_id is not None else (config.pad_id or 0)
     rows = prompt_rows(prompt_ids, model.embedding.weight.device)
+    sources = _source_lengths(source_lengths, rows)
     period = latents - refill + 1  # tokens per full forward pass
     finished = torch.zeros(len(rows), dtype=torch.bool, device=rows[0].device)
     active = ~finished  # the rows that took the last token
@@ -97,9 +101,14 @@ def generate(
         if use_cache and phase > 0:
             logits = model(steps[-1][:, None], mask=active[:, None], cache=cache)
         else:
-            ids, mask = left_pad([row[-(keep + phase) :] for row in rows], pad)
+            context = [row[-(keep + phase) :] for row in rows]
+            ids, mask = left_pad(context, pad)
             cache = model.new_cache() if use_cache else None
-            logits = model(ids, mask=mask, num_latents=refill + phase, cache=cache)
+            kept = None
+            if sources is not None:  # the source tokens still in each context
+                dropped = torch.tensor([len(row) - len(c) for row, c in zip(rows, context, strict=True)])
+                kept = (sources - dropped.to(sources.device)).clamp(min=0)
+            logits = model(ids, mask=mask, num_latents=refill + phase, cache=cache, source_lengths=kept)
         active = ~finished
         token = torch.where(active, sampling(logits[:, -1], generator), pad)
         steps.append(token)
@@ -113,6 +122,19 @@ def generate(
                 break
     tokens = torch.stack(steps, dim=1) if steps else rows[0].new_empty(len(rows), 0)  # (B, T)
     return [until_eos(row, eos_id) for row in tokens]
+
+
+def _source_lengths(lengths: Sequence[int] | None, rows: list[Tensor]) -> Tensor | None:
+    """The source length of each prompt (B,), each in [0, its length], or None."""
+    if lengths is None:
+        return None
+    lengths = [int(n) for n in lengths]
+    if len(lengths) != len(rows) or any(not 0 <= n <= len(row) for n, row in zip(lengths, rows, strict=False)):
+        raise ValueError(
+            f"source_lengths must give each of the {len(rows)} prompts a length in [0, its length "
+            f"{[len(row) for row in rows]}], got {lengths}"
+        )
+    return torch.tensor(lengths, device=rows[0].device)
 
 
 def until_eos(tokens: Tensor, eos_id: int | None) -> Tensor:

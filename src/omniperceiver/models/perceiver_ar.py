@@ -136,10 +136,12 @@ class PerceiverAR(PretrainedModel):
         mask: Tensor | None = None,
         num_latents: int | None = None,
         cache: ARCache | None = None,
+        source_lengths: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, n, V) predicting the token after each of the last n positions of ids (B, L).
 
-        ``mask`` (B, L) marks real tokens (False = left padding); ``num_latents`` and ``cache`` work as in
+        ``mask`` (B, L) marks real tokens (False = left padding); ``num_latents``, ``cache`` and
+        ``source_lengths`` (the first S_b real tokens a source read bidirectionally) work as in
         :meth:`PerceiverARCore.forward` (with a cache that has seen positions, n = L). Prefix dropout acts only
         in training and without a cache.
         """
@@ -157,5 +159,7 @@ class PerceiverAR(PretrainedModel):
         if self.training and rate > 0 and cache is None:
             n = min(num_latents or self.config.ar.num_latents, length)
             x, positions, mask = drop_prefix(x, positions, mask, n, rate)
-        h = self.core(x, num_latents=num_latents, mask=mask, positions=positions, cache=cache)
+        h = self.core(
+            x, num_latents=num_latents, mask=mask, positions=positions, cache=cache, source_lengths=source_lengths
+        )
         return self.output(h)
