@@ -36,7 +36,7 @@ class BitsPerByte(torchmetrics.MeanMetric):
 
 class LanguageModel(TaskModule):
     """Next-byte prediction over left-padded byte windows: the last N positions (the latents) predict the byte
-    after each; the window's scored targets count (held out: each byte once), padding and special tokens never.
+    after each; the window's scored targets count (held out: each byte once).
     Cross-entropy as loss."""
 
     def new_metric(self) -> torchmetrics.Metric:
@@ -47,7 +47,7 @@ class LanguageModel(TaskModule):
         logits = self.model(ids[:, :-1], mask=mask[:, :-1])  # (B, N, V): the bytes after the last N inputs
         n = logits.shape[1]
         target = ids[:, -n:]
-        scored = scored[:, -n:] & mask[:, -n - 1 : -1] & (target >= ByteTokenizer.OFFSET)  # a real input, a byte
+        scored = scored[:, -n:]  # bytes after a real input: padding and [CLS] are never scored
         return logits[scored].float(), target[scored]
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
