@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/omniperceiver demo
+	$(VENV)/bin/omniperceiver demo --jobs 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,8 +1,8 @@
 """The demo's results over several training seeds: how far each task's threshold sits below its mean.
 
 Trains every demo task (or those named by ``--only``, with the reference tasks they must beat) in full, once
-per seed (``training.seed``; the data splits stay fixed), one run after another in this process, and prints
-per task the results, their mean and sample standard deviation, mean - 3 std (mean + 3 std for errors) and the
+per seed (``training.seed``; the data splits stay fixed), one run after another (``--jobs J``: J at a time), and
+prints per task the results, their mean and sample standard deviation, mean - 3 std (mean + 3 std for errors) and the
 threshold. The markdown table and the raw results (JSON) are rewritten after every seed, so an interrupted
 measurement keeps what it finished. The attention kernels are the compute policy's documented default
 (``OMNIPERCEIVER_CALIBRATION=off``, as in ``make test``), so that a run does not depend on a calibration's
@@ -78,6 +78,7 @@ def main() -> None:
         help="a recipe override for one task (training.epochs=12), repeatable",
     )
     parser.add_argument("--output-dir", default="runs/demo-seeds", help="run folders, table.md and results.json")
+    parser.add_argument("--jobs", type=int, default=1, help="tasks trained at a time, sharing the threads (1)")
     args = parser.parse_args()
     os.environ.setdefault("OMNIPERCEIVER_CALIBRATION", "off")  # read when the policy is first asked
 
@@ -104,6 +105,7 @@ def main() -> None:
             progress=False,
             overrides=[f"training.seed={seed}"],
             tasks=tasks,
+            jobs=args.jobs,
         )
         for r in runs[seed]:
             print(f"seed {seed} {r.task}: {r.metric} {r.result:.4f} ({r.train_seconds:.0f} s)", flush=True)

@@ -13,7 +13,7 @@ from omniperceiver.train.demo import DEMO, DemoResult
 @needs_fortunes
 @needs_espeak_ng
 def test_quick_demo_prints_the_table_and_writes_every_run(tmp_path, capsys):
-    assert main(["demo", "--quick", "--quiet", "--output-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--quick", "--quiet", "--jobs", "2", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     header = "| task | modality | inputs per example | metric | baseline | result | threshold | train time |"
     assert header in out
