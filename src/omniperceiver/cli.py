@@ -471,7 +471,7 @@ def _parser() -> argparse.ArgumentParser:
         type=at_least(1),
         default=1,
         metavar="J",
-        help="train J tasks at a time, sharing the CPU threads (2 on 2 cores: about half the time)",
+        help="train J tasks at a time, sharing the CPU threads (2 on 2 cores: about 30%% less time)",
     )
     demo_parser.set_defaults(run=demo)
     return parser
