@@ -85,3 +85,22 @@ def stratified_split(
         rows = rows[torch.randperm(len(rows), generator=generator)]  # classes interleaved, not in blocks
         datasets.append(TensorDataset(*(t[rows] for t in tensors)))
     return Splits(name, *datasets, classes=classes, description=description)
+
+
+def label_fraction(splits: Splits, fraction: float, *, seed: int = 0) -> Splits:
+    """``splits`` whose training part keeps a seeded ``fraction`` of each class's examples (at least one of
+    each), as when only a few labels are known; validation and test stay whole."""
+    if fraction == 1:
+        return splits
+    if not splits.classes or not isinstance(splits.train, TensorDataset):
+        raise ValueError(f"training.label_fraction: {splits.name} has no class labels to keep a fraction of")
+    labels = splits.train.tensors[-1]
+    generator = torch.Generator().manual_seed(seed)
+    kept = []
+    for label in labels.unique(sorted=True):
+        rows = (labels == label).nonzero()[:, 0]
+        kept.append(rows[torch.randperm(len(rows), generator=generator)[: max(1, round(len(rows) * fraction))]])
+    rows = torch.cat(kept).sort().values
+    train = TensorDataset(*(t[rows] for t in splits.train.tensors))
+    description = f"{splits.description}; training on {len(rows)} labelled examples ({fraction:g} of them)"
+    return dataclasses.replace(splits, train=train, description=description)

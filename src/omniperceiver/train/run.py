@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from omniperceiver.data.splits import label_fraction
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
 from omniperceiver.models.perceiver_ar import PerceiverAR
@@ -92,7 +93,7 @@ def train(
         _check_output(output_dir, recipe, resume=resume, overwrite=overwrite)
     s = recipe.training
     lightning.seed_everything(s.seed, workers=True, verbose=False)
-    splits = task.splits(recipe.data_path)
+    splits = label_fraction(task.splits(recipe.data_path), s.label_fraction, seed=s.seed)
     model, origin = build_model(recipe, task, splits)
     splits = task.evaluation_splits(splits, model)
     module = task.module(model, task, s)

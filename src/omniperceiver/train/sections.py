@@ -111,11 +111,14 @@ class TrainingSettings(Config):
     ``encoder.cross_attention``, ...); ``learning_rates`` gives module groups their own peak rate. A checkpoint
     is written at the end of every epoch, every ``checkpoint_every_minutes`` of training (0: never by time) and
     every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps). ``batches_per_epoch`` makes an
-    epoch that many batches of the shuffled training split (a new draw each epoch; 0: the whole split)."""
+    epoch that many batches of the shuffled training split (a new draw each epoch; 0: the whole split).
+    ``label_fraction`` trains on that fraction of each class's training examples (drawn with ``seed``: learning
+    from few labels); validation and test stay whole."""
 
     epochs: int = 30
     batches_per_epoch: int = 0
     batch_size: int = 32
+    label_fraction: float = 1.0
     learning_rate: float = 1e-3
     weight_decay: float = 0.01
     freeze: tuple[str, ...] = ()
@@ -140,6 +143,7 @@ class TrainingSettings(Config):
             num_nodes=self.num_nodes,
         )
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive number")
+        require(0 < self.label_fraction <= 1, "label_fraction", self.label_fraction, "a fraction in (0, 1]")
         for group, rate in self.learning_rates.items():
             require(rate > 0, f"learning_rates.{group}", rate, "a positive number")
         require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")

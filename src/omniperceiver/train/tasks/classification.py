@@ -11,6 +11,8 @@ import torchmetrics
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from omniperceiver.core.decoder import DecoderConfig
+from omniperceiver.core.queries import LearnedQueryConfig
 from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.classification import ClassificationOutputConfig
@@ -59,17 +61,23 @@ class ClassificationTask(Task):
         return PerceiverIOConfig.classifier(adapter, len(splits.classes), labels=splits.classes, **fields)
 
     def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
-        """The model's input fitted to the data; a new head (the decoder's query and output layer start anew)
-        unless its classes are the dataset's."""
-        if not isinstance(config, PerceiverIOConfig) or config.decoder.queries.num_queries != 1:
-            raise ValueError(f"{self.name} needs a Perceiver IO classifier (one decoder query), not this model")
+        """The model's input fitted to the data; a new head unless its classes are the dataset's: a classifier's
+        query and output layer start anew, and any other Perceiver IO (a masked language model, ...) gets a
+        classifier's decoder (one learned query of D channels), its encoder kept."""
+        if not isinstance(config, PerceiverIOConfig):
+            raise ValueError(f"{self.name} needs a Perceiver IO, not a {type(config).__name__}")
         config = self.fit_input(config, splits)
+        output = ClassificationOutputConfig(labels=splits.classes)
+        if config.decoder.queries.num_queries != 1:
+            d = config.encoder.latent_channels
+            queries = LearnedQueryConfig(num_queries=1, num_channels=d)
+            decoder = DecoderConfig(queries, latent_channels=d, output_channels=len(splits.classes))
+            return dataclasses.replace(config, decoder=decoder, output=output), ("decoder", "output_adapter")
         labels = config.output.labels if isinstance(config.output, ClassificationOutputConfig) else None
         if labels == splits.classes:
             return config, ()
         decoder = dataclasses.replace(config.decoder, output_channels=len(splits.classes))
-        head = dataclasses.replace(config, decoder=decoder, output=ClassificationOutputConfig(labels=splits.classes))
-        return head, ("decoder.queries", "decoder.projection")
+        return dataclasses.replace(config, decoder=decoder, output=output), ("decoder.queries", "decoder.projection")
 
     def baseline(self, splits: Splits) -> float:
         linear_model = require_module("sklearn.linear_model", "pip install scikit-learn")
