@@ -17,6 +17,7 @@ from PIL import Image
 import omniperceiver as op
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
+from omniperceiver.reproduce.fusion import late_fusion_accuracy
 from omniperceiver.train import load_recipe, train
 from omniperceiver.train.demo import DEMO, DemoResult, run_demo
 from omniperceiver.train.inputs import (
@@ -53,6 +54,18 @@ def test_each_task_beats_its_threshold_and_its_baseline(results, demo):
 def test_fusion_beats_each_modality_alone(results):
     fused = results["audiovisual-digits"].result
     assert fused > results["audiovisual-image"].result and fused > results["audiovisual-audio"].result
+
+
+def test_late_fusion_of_the_single_modality_models_beats_each_alone(results, demo_dir):
+    image, audio = (
+        ("audiovisual-image", demo_dir / "audiovisual-image"),
+        ("audiovisual-audio", demo_dir / "audiovisual-audio"),
+    )
+    alone = results["audiovisual-image"].result, results["audiovisual-audio"].result
+    one_example = 1 / 450  # of the test split: a near-tie may fall the other way with other batch sizes
+    assert late_fusion_accuracy(image, image) == pytest.approx(alone[0], abs=one_example)  # the engine's accuracy
+    assert late_fusion_accuracy(audio, audio) == pytest.approx(alone[1], abs=one_example)
+    assert late_fusion_accuracy(image, audio) > max(alone) + LATE_FUSION_MARGIN
 
 
 def _png(path, image):
@@ -101,6 +114,8 @@ def test_predict_runs_every_trained_demo_model_on_files(results, demo_dir, demo,
     check_predict(demo_dir / demo.recipe, tmp_path, capsys)
 
 
+# late fusion beat the better single modality by 0.204 ± 0.008 over training seeds 0-4 (mean - 3 std: 0.18)
+LATE_FUSION_MARGIN = 0.15
 OTHER_RECIPES = sorted({path.stem for path in RECIPES.glob("*.yaml")} - {d.recipe for d in DEMO})
 
 

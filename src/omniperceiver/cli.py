@@ -33,6 +33,7 @@ EXAMPLES = """examples:
   omniperceiver evaluate runs/mnist                       test metrics of a trained run
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
+  omniperceiver reproduce --list                          the seed's tables this reproduces
   omniperceiver --version
 
 A mistake in the input (a missing or unreadable file, a bad value) prints one line
@@ -266,6 +267,24 @@ def demo(args: argparse.Namespace) -> int:
     return 0 if args.quick or all(r.passed for r in results) else 1
 
 
+def reproduce(args: argparse.Namespace) -> int:
+    """Train what one of the seed's tables compares; print it and write table.md and table.png."""
+    from omniperceiver.reproduce import REPRODUCTIONS
+
+    if args.list or args.name is None:
+        for name, reproduction in REPRODUCTIONS.items():
+            print(f"{name:24} {reproduction.description}")
+        return 0
+    if args.name not in REPRODUCTIONS:
+        raise ValueError(f"reproduce: no table named {args.name!r}; expected one of {sorted(REPRODUCTIONS)}")
+    output = output_folder(args.output_dir or f"runs/reproduce/{args.name}")
+    table = REPRODUCTIONS[args.name].run(output, args.quick, args.jobs)
+    paths = table.write(output)
+    print(table.markdown())
+    print(f"written: {', '.join(map(str, paths))}")
+    return 0
+
+
 def generate(args: argparse.Namespace) -> None:
     """Continue a prompt with a Perceiver AR byte model, printing the text as it is produced."""
     import codecs
@@ -474,6 +493,19 @@ def _parser() -> argparse.ArgumentParser:
         help="train J tasks at a time, sharing the CPU threads (2 on 2 cores: about 30%% less time)",
     )
     demo_parser.set_defaults(run=demo)
+    reproduce_parser = command(
+        "reproduce",
+        "one of the seed's tables, in miniature",
+        "Train the models one of the seed talk's tables compares, on data that ships here, and print the table\n"
+        "in the seed's shape with the seed's figures beside ours; table.md and table.png go to the output folder.",
+        "omniperceiver reproduce fusion --jobs 2",
+    )
+    reproduce_parser.add_argument("name", nargs="?", metavar="NAME", help="the table (see --list)")
+    reproduce_parser.add_argument("--list", action="store_true", help="list the tables")
+    reproduce_parser.add_argument("--quick", action="store_true", help="short training runs (under 2 minutes)")
+    reproduce_parser.add_argument("--jobs", type=at_least(1), default=1, metavar="J", help="train J models at a time")
+    reproduce_parser.add_argument("--output-dir", help="where runs and the table go (runs/reproduce/NAME)")
+    reproduce_parser.set_defaults(run=reproduce)
     return parser
 
 

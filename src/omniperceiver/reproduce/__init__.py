@@ -1,0 +1,10 @@
+"""The seed talk's tables in miniature: ``omniperceiver reproduce NAME`` trains what a table compares on data
+that ships here and prints the table in the seed's shape, the seed's figures beside ours. Each is one small
+file built on the training engine's tasks and recipes."""
+
+from omniperceiver.reproduce.fusion import FUSION
+from omniperceiver.reproduce.table import Reproduction
+
+REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (FUSION,)}
+
+__all__ = ["REPRODUCTIONS", "Reproduction"]
