@@ -48,6 +48,19 @@ def test_the_language_perceiver_becomes_a_classifier_with_its_encoder():
     assert model(ids[:2], mask[:2]).shape == (2, 4)
 
 
+def test_a_segmentation_model_becomes_an_image_classifier():
+    segmentation = load_recipe("pasted-shapes")
+    source = segmentation.task.model_config(
+        segmentation.task.splits(None), segmentation.model, segmentation.training
+    ).build()  # its decoder's queries are the pixels' own input elements
+    digits = load_recipe("digits").task
+    config, fresh = digits.fit(source.config, digits.splits(None))
+    assert config.decoder.queries.num_queries == 1 and len(config.output.labels) == 10 and fresh[0] == "decoder"
+    model = config.build()
+    transfer(source, model, fresh)
+    assert all(torch.equal(model.encoder.state_dict()[n], v) for n, v in source.encoder.state_dict().items())
+
+
 @needs_fortunes
 def test_a_recipe_fine_tunes_a_saved_masked_language_model_on_5_percent_of_the_labels(tmp_path):
     zoo.create("language-perceiver", reduced=True, max_length=160).save_pretrained(tmp_path / "mlm")

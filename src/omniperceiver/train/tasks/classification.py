@@ -68,7 +68,8 @@ class ClassificationTask(Task):
             raise ValueError(f"{self.name} needs a Perceiver IO, not a {type(config).__name__}")
         config = self.fit_input(config, splits)
         output = ClassificationOutputConfig(labels=splits.classes)
-        if config.decoder.queries.num_queries != 1:
+        queries = config.decoder.queries
+        if not isinstance(queries, LearnedQueryConfig) or queries.num_queries != 1:  # no classifier's decoder
             d = config.encoder.latent_channels
             queries = LearnedQueryConfig(num_queries=1, num_channels=d)
             decoder = DecoderConfig(queries, latent_channels=d, output_channels=len(splits.classes))
