@@ -11,7 +11,6 @@ import torchmetrics
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.queries import LearnedQueryConfig
 from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
@@ -70,10 +69,10 @@ class ClassificationTask(Task):
         output = ClassificationOutputConfig(labels=splits.classes)
         queries = config.decoder.queries
         if not isinstance(queries, LearnedQueryConfig) or queries.num_queries != 1:  # no classifier's decoder
-            d = config.encoder.latent_channels
-            queries = LearnedQueryConfig(num_queries=1, num_channels=d)
-            decoder = DecoderConfig(queries, latent_channels=d, output_channels=len(splits.classes))
-            return dataclasses.replace(config, decoder=decoder, output=output), ("decoder", "output_adapter")
+            fields = dataclasses.asdict(config.encoder)
+            del fields["input_channels"]
+            head = PerceiverIOConfig.classifier(config.input, len(splits.classes), labels=splits.classes, **fields)
+            return dataclasses.replace(config, decoder=head.decoder, output=output), ("decoder", "output_adapter")
         labels = config.output.labels if isinstance(config.output, ClassificationOutputConfig) else None
         if labels == splits.classes:
             return config, ()
