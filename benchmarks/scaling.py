@@ -5,8 +5,9 @@ Measures, for M = side² inputs (default sides 32, 64, 128, 181, 256, 512, i.e. 
 * the model: raw RGB pixels + 2-D Fourier features (64 bands, 261 input channels), 512 latents of 1024
   channels, 1 cross-attention head, 2 latent self-attention layers, 1000 classes: forward time under
   ``torch.inference_mode`` (eval mode) and forward+backward time (train mode, loss = logits.sum());
-* the encoder's cross-attention shapes alone, q (1, 1, 512, 261) over k, v (1, 1, M, 261): the fused
-  primitive ``omniperceiver.core.attend`` (SDPA) against a materialized ``softmax(q kᵀ / √d) v``, forward and
+* the encoder's cross-attention shapes alone, q (1, 1, 512, 261) over k, v (1, 1, M, 261): the library's
+  ``omniperceiver.core.attend`` (the kernel the compute policy picks; ``OMNIPERCEIVER_ATTENTION`` forces one)
+  against a materialized ``softmax(q kᵀ / √d) v`` as the reference writes it, forward and
   forward+backward (q, k, v requiring grad);
 
 and the peak memory of each. Every measurement runs in its own process: after building the model and the
@@ -37,9 +38,10 @@ import torch
 from measure import measure, synchronized
 
 from omniperceiver.core.attention import attend
+from omniperceiver.core.kernels.policy import AttentionCall, active_policy
 from omniperceiver.core.kernels.sdpa import pad_head_channels
 
-KINDS = ("model_fwd", "model_train", "fused_fwd", "fused_train", "materialized_fwd", "materialized_train")
+KINDS = ("model_fwd", "model_train", "attend_fwd", "attend_train", "materialized_fwd", "materialized_train")
 NUM_LATENTS, CHANNELS = 512, 261  # the cross-attention's queries and head dim (3 RGB + 2·(1 + 2·64))
 MAX_MATERIALIZED_GB = 12.0
 TIME_BUDGET_S = 20.0  # stop repeating a measurement after this much timed work
@@ -63,8 +65,8 @@ def build_model(side: int) -> torch.nn.Module:
     return cfg.build()
 
 
-def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """The library's primitive: SDPA, with head channels padded where the fused kernels need it."""
+def library_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The library's primitive: the kernel that the compute policy picks."""
     return attend(q, k, v)[0]
 
 
@@ -89,7 +91,7 @@ def make_step(kind: str, side: int, device: torch.device):
 
         return step
 
-    attention = fused_attention if kind.startswith("fused") else materialized_attention
+    attention = library_attention if kind.startswith("attend") else materialized_attention
     q = torch.randn(1, 1, NUM_LATENTS, CHANNELS, device=device, requires_grad=train)
     k, v = (torch.randn(1, 1, side * side, CHANNELS, device=device, requires_grad=train) for _ in range(2))
 
@@ -134,8 +136,12 @@ def worker(kind: str, side: int, repeats: int, device: torch.device) -> dict:
     synchronized(make_step(kind, 8, device), device)()  # warm-up at 64 inputs: code, thread pools, kernels
     step = synchronized(make_step(kind, side, device), device)
     result.update(measure(step, device, repeats=repeats, budget_s=TIME_BUDGET_S))
-    if not kind.startswith("materialized"):
-        result["sdpa_backend"] = sdpa_backend(side, kind.endswith("_train"), device)
+    if kind.startswith("attend"):
+        train = kind.endswith("_train")
+        call = AttentionCall(device.type, "fp32", train, 1, NUM_LATENTS, side * side, CHANNELS, CHANNELS, "none", False)
+        result["kernel"] = kernel = active_policy(device).attention(call).name
+        if kernel == "sdpa":
+            result["kernel"] += f" ({sdpa_backend(side, train, device)})"
     return result
 
 
@@ -176,7 +182,7 @@ def slope(results: dict, kind: str, m1: int, m2: int) -> float | None:
 
 def report(results: dict, sizes: list[int]) -> None:
     columns = ["inputs M", "model fwd s", "model fwd MB", "model fwd+bwd s", "model fwd+bwd MB"]
-    columns += [f"{a} attn {m} s / MB" for m in ("fwd", "fwd+bwd") for a in ("fused", "materialized")]
+    columns += [f"{a} attn {m} s / MB" for m in ("fwd", "fwd+bwd") for a in ("attend", "materialized")]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---:|" * len(columns))
     for m in sizes:
@@ -184,13 +190,13 @@ def report(results: dict, sizes: list[int]) -> None:
         print(
             f"| {m:,} | {cell(r['model_fwd'], 'time_s')} | {cell(r['model_fwd'], 'peak_mb')} "
             f"| {cell(r['model_train'], 'time_s')} | {cell(r['model_train'], 'peak_mb')} "
-            f"| {pair(r['fused_fwd'])} | {pair(r['materialized_fwd'])} "
-            f"| {pair(r['fused_train'])} | {pair(r['materialized_train'])} |"
+            f"| {pair(r['attend_fwd'])} | {pair(r['materialized_fwd'])} "
+            f"| {pair(r['attend_train'])} | {pair(r['materialized_train'])} |"
         )
     if any(r.get("contended") for r in results.values()):
         print("\n† every timed run overlapped other processes' CPU use (> 10% of a core): unreliable")
-    backends = {r.get("sdpa_backend") for r in results.values()} - {None}
-    print(f"\nSDPA backend chosen for the cross-attention shapes: {', '.join(sorted(backends)) or 'n/a'}")
+    picked = [f"M = {r['inputs']:,} {r['kind'][7:]}: {r['kernel']}" for r in results.values() if "kernel" in r]
+    print(f"\nattend's kernels (the compute policy's choice): {'; '.join(picked) or 'n/a'}")
 
     m1, m2 = 128**2, 512**2
     print()
@@ -211,18 +217,19 @@ def report(results: dict, sizes: list[int]) -> None:
     ok = None if big is None else big.get("peak_mb", math.inf) <= 2048
     goal(ok, f"model forward peak at {m2:,} inputs <= 2048 MB (measured: {peak} MB)")
     for mode in ("fwd", "train"):
-        losers = [
-            f"{m:,}"
-            for m in sizes
-            if "skipped" in (f := results[f"fused_{mode}", m])
-            or (
-                "skipped" not in (x := results[f"materialized_{mode}", m])
-                and not (f["time_s"] < x["time_s"] and f["peak_mb"] < x["peak_mb"])
-            )
-        ]
+        losers = []
+        for m in sizes:
+            ours, materialized = results[f"attend_{mode}", m], results[f"materialized_{mode}", m]
+            if ours.get("skipped") == "-":  # (not asked for)
+                continue
+            if "skipped" in ours or (
+                "skipped" not in materialized
+                and not (ours["time_s"] < materialized["time_s"] and ours["peak_mb"] < materialized["peak_mb"])
+            ):
+                losers.append(f"{m:,}")
         label = "forward" if mode == "fwd" else "forward+backward"
         detail = f" (not at M = {', '.join(losers)})" if losers else ""
-        goal(not losers, f"fused attention faster and smaller than materialized, {label}, every size{detail}")
+        goal(not losers, f"attend faster and smaller than materialized, {label}, every size measured{detail}")
     if not all(r.get("hwm_reset", True) for r in results.values()):
         print("note: /proc/self/clear_refs was not writable; peaks exclude what the warm-up already touched")
 
@@ -238,6 +245,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--json", type=Path, help="also save the raw results to this file")
     parser.add_argument("--device", default="cpu", help="torch device to measure on, e.g. cuda (default: cpu)")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help=f"measurements to run (default all: {','.join(KINDS)})"
+    )
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--side", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,11 +256,17 @@ def main() -> None:
         return
 
     sides = [int(s) for s in args.sides.split(",")]
+    kinds = args.kinds.split(",")
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"--kinds: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(KINDS)}")
     threads, isa = len(os.sched_getaffinity(0)), torch.backends.cpu.get_cpu_capability()
     print(f"torch {torch.__version__}, {threads} threads, {isa}", file=sys.stderr)
     results = {}
     for side in sides:
         for kind in KINDS:
+            if kind not in kinds:
+                results[kind, side * side] = {"kind": kind, "side": side, "inputs": side * side, "skipped": "-"}
+                continue
             start = time.perf_counter()
             results[kind, side * side] = r = run_worker(kind, side, args.repeats, args.device)
             status = r.get("skipped") or f"{cell(r, 'time_s')} s, {cell(r, 'peak_mb')} MB"

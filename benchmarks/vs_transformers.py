@@ -14,16 +14,17 @@ Measures, at the published sizes (random weights from a fixed seed; the speed do
 
 The parent process builds each reference model once (seed 0, ``attention_probs_dropout_prob=0.0`` so that
 train-mode numbers compare like for like) and saves it with ``save_pretrained``; every measurement runs in its
-own worker process, which loads one implementation from that directory (transformers' ``from_pretrained`` or
+own worker process (on CUDA, whose allocator's peak is reset per row, every row of an implementation), which
+loads one implementation from that directory (transformers' ``from_pretrained`` or
 ``omniperceiver.from_pretrained``, which converts it) and reads every weight once so that lazily mapped weights
 are resident. Per measurement (see ``measure.py``), after a warm-up at a tiny size (32x32 images, 32 bytes; the
 optical flow model takes nothing but its train size, so it has none): the peak memory is that of the first
-full-size run above what was in use before it, MB = MiB, forward+backward including the parameters' gradients:
-on the CPU both the allocated peak (the most tensor memory live at once, from the profiler's allocation events;
-the memory goal uses it) and the RSS high-water mark (which also counts freed memory that the C allocator keeps
+full-size run above what was in use before it, MB = MiB, forward+backward including the parameters' gradients: on
+the CPU both the allocated peak (the most tensor memory live at once, from the profiler's allocation events; the
+memory goal uses it) and the RSS high-water mark (which also counts freed memory that the C allocator keeps
 mapped, so it depends on the allocation pattern), on CUDA the allocator's peak; the time is the median of at
-least 2 further runs (``--repeats`` of them if they fit in 30 s) that did not share the CPUs (times marked †
-only had runs that did).
+least 2 further runs (``--repeats`` of them if they fit in 30 s) that did not share the CPUs (times marked † only
+had runs that did).
 
 FLOPs are counted once per model on the reference at batch 1 (``torch.utils.flop_counter``; the reference
 materializes its attention, so every matmul is counted) and scaled by the batch; both columns of GFLOP/s divide
@@ -480,14 +481,15 @@ def report(results: list[dict], flops: dict, peak: dict, accuracies: list[dict])
 
 
 def measure_model(
-    name: str, directory: Path, common: list[str], quick: bool, mode: str | None
+    name: str, directory: Path, common: list[str], grouped: bool, mode: str | None
 ) -> tuple[list[dict], list[dict]]:
     """Every row of model ``name`` (saved in ``directory``/name) in ``mode`` (None: all), each implementation
-    in its own worker (``quick``: one worker per implementation), and the accuracy of the forward rows."""
+    and row in its own worker (``grouped``: one worker per implementation), and the accuracy of the forward
+    rows."""
     outputs = directory / f"{name}-outputs"
     outputs.mkdir()
     rows, results = [row for row in rows_of(name) if mode in (None, row.mode)], []
-    for group in [rows] if quick else [[row] for row in rows]:
+    for group in [rows] if grouped else [[row] for row in rows]:
         for implementation in IMPLEMENTATIONS:
             todo = [row for row in group if implementation != "ours-checkpointed" or row.mode == "train"]
             if not todo:
@@ -550,7 +552,9 @@ def main() -> None:
         peak = run_worker(["--worker", "matmul", *common], [{"implementation": "matmul"}])[0]
         print(f"matmul peak: {peak_text(peak)}", file=sys.stderr)
         for name in names if "skipped" not in prepared else []:
-            done, accurate = measure_model(name, Path(tmp), common, args.quick, args.mode)
+            # (on CUDA a worker per implementation: the allocator's peak is reset before each row's first run)
+            grouped = args.quick or device.type == "cuda"
+            done, accurate = measure_model(name, Path(tmp), common, grouped, args.mode)
             results += done
             accuracies += accurate
     if args.json:

@@ -1,4 +1,5 @@
-"""Cost tables of the two kinds of CPU the compute policy must serve, for tests (no timing inside tests).
+"""Cost tables of the two kinds of CPU the compute policy must serve, and one measured on a GPU, for tests (no
+timing inside tests).
 
 Coefficients per "kernel/dtype/pass": (seconds per call, seconds per product GFLOP, seconds per million scores).
 The GEMM rates are the measured ones of the issue: a CPU whose bf16 GEMM runs at half its fp32 rate (no AMX, slow
@@ -68,4 +69,23 @@ SLOW_BF16 = table(
         "sdpa-fp32/bf16": 2e-4,
         "chunked-fp32/bf16": 2.2e-3,
     },
+)
+
+
+# Measured by `omniperceiver calibrate --device cuda` on an NVIDIA H200 (torch 2.11.0+cu130, 132 multiprocessors).
+# The fits of SDPA's bf16 and training costs missed a measurement by more than 1.5x, so they are not in it.
+H200 = CostTable(
+    "cuda:NVIDIA H200",
+    "2.11.0+cu130",
+    {"fp32": 12180, "bf16": 13747},
+    {
+        "sdpa/fp32/fwd": (4.475e-05, 1.017e-05, 1.1e-05),
+        "materialized/fp32/fwd": (0.0002336, 2.647e-05, 0),
+        "chunked/fp32/fwd": (0.0002558, 1.422e-05, 1e-05),
+        "materialized/bf16/fwd": (0.0001318, 1.365e-06, 1.167e-06),
+        "chunked/bf16/fwd": (0.0001366, 5.367e-08, 3.072e-06),
+        "chunked/fp32/train": (0.0008091, 5.613e-05, 2.216e-05),
+        "chunked/bf16/train": (0.000932, 6.375e-07, 9.022e-06),
+    },
+    multiprocessors=132,
 )

@@ -65,7 +65,7 @@ def test_second_order_gradients_are_exact(single_thread):
 )
 def test_blocks_hold_at_most_block_values(queries, keys, example_blocks, row_blocks):
     q, k = torch.empty(8, 8, queries, 32), torch.empty(8, 8, keys, 32)
-    examples, rows = blocks(q, k)
+    examples, rows = blocks(q, k, BLOCK_VALUES)
     assert (len(examples), len(rows)) == (example_blocks, row_blocks)
     assert (examples[0].stop - examples[0].start) * 8 * (rows[0].stop - rows[0].start) * keys <= BLOCK_VALUES
 

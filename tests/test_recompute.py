@@ -101,3 +101,21 @@ def test_nothing_changes_without_autograd():
         with recompute.scope():
             assert torch.equal(latent(x), plain)
     assert torch.equal(latent(x).detach(), plain)
+
+
+def test_recomputation_runs_under_the_forward_passs_autocast():
+    """Backward runs outside autocast: an op that autocast ran in fp32 (a CUDA LayerNorm of bf16 activations
+    with fp32 weights) must be recomputed under the same autocast, or it fails there."""
+    states = []
+
+    def norm(t):
+        states.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return torch.nn.functional.layer_norm(t, t.shape[-1:])
+
+    x = torch.randn(4, 8, requires_grad=True)
+    linear = torch.nn.Linear(8, 8)
+    with recompute.scope():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = linear(recompute.linear_input(norm, x * 2))
+        out.float().sum().backward()
+    assert states == [True, True]  # forward, then the recomputation for the Linear's weight gradient

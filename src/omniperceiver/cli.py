@@ -102,7 +102,7 @@ def info(args: argparse.Namespace) -> None:
         description = config.describe() if isinstance(config, Config) else type(child).__name__
         print(f"  {name:<15} {_count(child):>12,}  {description}")
     if args.compute:
-        compute_policy(model, args.inputs)
+        compute_policy(model, args.inputs, args.device)
 
 
 def _configured_inputs(model: nn.Module) -> int | None:
@@ -117,17 +117,16 @@ def _configured_inputs(model: nn.Module) -> int | None:
     return None if shape is None else math.prod(shape)
 
 
-def compute_policy(model: nn.Module, inputs: int | None) -> None:
-    """Print, for each attention of ``model`` at batch 1, the kernel that the compute policy picks in fp32 and
-    bf16, forward and training, and why (one run of the model on zeros, recorded)."""
+def compute_policy(model: nn.Module, inputs: int | None, device: torch.device) -> None:
+    """Print, for each attention of ``model`` at batch 1, the kernel that the compute policy of ``device`` picks
+    in fp32 and bf16, forward and training, and why (one run of the model on zeros on the CPU, recorded)."""
     from omniperceiver.core.attention import MultiHeadAttention
     from omniperceiver.core.kernels import AttentionCall, use_policy
     from omniperceiver.core.kernels.policy import policy_from_environment
 
-    cpu = torch.device("cpu")
-    policy = policy_from_environment(cpu)
+    policy = policy_from_environment(device)
     print(f"compute policy: {policy.describe()}")
-    linear = policy.linear(cpu)
+    linear = policy.linear(device)
     print(f"  Linear under bf16 autocast: {linear.name} units ({linear.reason})")
     names: list[tuple[str, str | None]] = []  # each attention's name and its forced kernel
     for name, module in model.named_modules():
@@ -153,7 +152,8 @@ def compute_policy(model: nn.Module, inputs: int | None) -> None:
         print(f"  {named[0]}{more}: {call.shapes()}")
         for dtype in ("fp32", "bf16"):
             for grad in (False, True):
-                choice = policy.attention(dataclasses.replace(call, dtype=dtype, grad=grad), forced=forced)
+                on_device = dataclasses.replace(call, device=device.type, dtype=dtype, grad=grad)
+                choice = policy.attention(on_device, forced=forced)
                 print(f"    {dtype} {'train' if grad else 'fwd  '}  {choice.name:<12}  {choice.reason}")
 
 
@@ -372,6 +372,9 @@ def _parser() -> argparse.ArgumentParser:
         "--compute", action="store_true", help="the kernel the compute policy picks for each attention, and why"
     )
     info_parser.add_argument("--inputs", type=at_least(1), help="with --compute: input elements M (default: config)")
+    info_parser.add_argument(
+        "--device", type=available_device, default="cpu", help="with --compute: whose policy (default cpu)"
+    )
     info_parser.set_defaults(run=info)
     calibrate_parser = command(
         "calibrate",

@@ -29,14 +29,19 @@ _state = threading.local()
 
 
 class _Recipe:
-    """How to make a cheap op's output again: ``fn(*args)``, computed at most once."""
+    """How to make a cheap op's output again: ``fn(*args)``, computed at most once, under the autocast state of
+    the forward pass (backward runs outside autocast: a CUDA LayerNorm of bf16 activations with fp32 weights,
+    which autocast ran in fp32, would fail there)."""
 
     def __init__(self, fn: Callable[..., Tensor], args: tuple[Tensor, ...]) -> None:
         self.fn, self.args, self.value = fn, args, None
+        device = args[0].device.type
+        enabled = torch.is_autocast_enabled(device)
+        self.autocast = torch.autocast(device, dtype=torch.get_autocast_dtype(device), enabled=enabled)
 
     def __call__(self) -> Tensor:
         if self.value is None:
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast:
                 self.value = self.fn(*self.args)
         return self.value
 

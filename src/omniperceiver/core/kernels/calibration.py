@@ -1,11 +1,11 @@
 """Measure a device's costs for the compute policy: a few seconds, a small fixed set of shapes.
 
 For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and each attention kernel's time on
-:data:`SHAPES` (forward, and forward+backward), the least of a few runs; per kernel, dtype and pass, the three
-coefficients of the policy's cost model (per call, per product GFLOP, per million scores) are fitted by least
-squares (kept >= 0); a kernel whose fit misses a measurement by more than 1.5x is left out of the table (the
-policy then does not consider it). The shapes span what a Perceiver runs: narrow and wide heads, square latent
-maps, one head over many keys, so that the model interpolates between them.
+:data:`SHAPES` (on a GPU :data:`GPU_SHAPES`; forward, and forward+backward), the least of a few runs; per
+kernel, dtype and pass, the three coefficients of the policy's cost model (per call, per product GFLOP, per
+million scores) are fitted by least squares (kept >= 0); a kernel whose fit misses a measurement by more than
+1.5x is left out of the table (the policy then does not consider it). The shapes span what a Perceiver runs:
+narrow and wide heads, square latent maps, one head over many keys, so that the model interpolates between them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ SHAPES = (
     (8, 128, 128, 32, 160),
     (1, 128, 1024, 256, 256),
     (8, 256, 2048, 32, 160),
+)
+# A GPU finishes those in the time of a launch: its shapes have more heads and keys, and one head over many keys
+# (the vision model's cross-attention) that leaves most of its multiprocessors idle in a fused kernel
+GPU_SHAPES = (
+    (8, 128, 128, 32, 32),
+    (64, 512, 512, 128, 128),
+    (64, 256, 2048, 32, 160),
+    (1, 512, 65536, 264, 264),
+    (16, 512, 16384, 64, 64),
 )
 RUNS = 3
 FIT_TOLERANCE = 1.5  # a kernel whose cost model misses a measurement by more than this factor is left out
@@ -98,6 +107,8 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
     # (on first use it runs inside a model's forward pass: outside its inference mode, autocast and saved-tensor
     # hooks, such as activation checkpointing's)
     keep = torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, lambda tensor: tensor)
+    shapes = SHAPES if device.type == "cpu" else GPU_SHAPES
+    multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 0
     with torch.inference_mode(False), torch.autocast(device.type, enabled=False), keep:
         rates = {name: gemm_gflops(device, DTYPES[name]) for name in dtypes}
         for mode in ("fwd", "train"):
@@ -105,10 +116,10 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                 for kernel in KERNELS.values():
                     calls = [
                         AttentionCall(device.type, name, mode == "train", *shape, mask="none", dropout=False)
-                        for shape in SHAPES
+                        for shape in shapes
                     ]
                     served = [
-                        (call, shape) for call, shape in zip(calls, SHAPES, strict=True) if not kernel.refuses(call)
+                        (call, shape) for call, shape in zip(calls, shapes, strict=True) if not kernel.refuses(call)
                     ]
                     points = []
                     for call, shape in served:
@@ -116,7 +127,7 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                             break
                         with torch.set_grad_enabled(mode == "train"):
                             step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
-                            points.append((kernel.runs_as(call), _seconds(step, device)))  # (SDPA pads)
+                            points.append((kernel.runs_as(call, multiprocessors), _seconds(step, device)))
                     if len(points) == len(served) >= 3 and (terms := _fit(points)) is not None:
                         attention[f"{kernel.name}/{name}/{mode}"] = terms
-    return CostTable(device_kind(device), torch.__version__, rates, attention)
+    return CostTable(device_kind(device), torch.__version__, rates, attention, multiprocessors)

@@ -17,13 +17,20 @@ from torch import Tensor
 
 from omniperceiver.core.kernels.materialized import batched_products, for_products
 
-# Blocks of the map hold at most this many values by default (16 MiB in fp32); backward holds about three at
-# once. A block is several whole examples (B) where one example's map fits, else blocks of one example's query
-# rows (O).
+# Blocks of the map hold at most this many values by default (16 MiB in fp32 on the CPU, whose caches a block
+# should stay near; 256 MiB on a GPU, where a block must give every multiprocessor work: one head of 512 latents
+# over 262,144 keys in 2 blocks instead of 32); backward holds about three at once. A block is several whole
+# examples (B) where one example's map fits, else blocks of one example's query rows (O).
 BLOCK_VALUES = 1 << 22
+GPU_BLOCK_VALUES = 1 << 26
 
 
-def blocks(q: Tensor, k: Tensor, block_values: int = BLOCK_VALUES) -> tuple[list[slice], list[slice]]:
+def values_per_block(device_type: str) -> int:
+    """The most values a block of the map holds on ``device_type`` ("cpu", "cuda", ...)."""
+    return BLOCK_VALUES if device_type == "cpu" else GPU_BLOCK_VALUES
+
+
+def blocks(q: Tensor, k: Tensor, block_values: int) -> tuple[list[slice], list[slice]]:
     """Slices of the B examples and of the O query rows of q (B, H, O, d) that split its map against
     k (B, H, M, d) into blocks of at most ``block_values`` values."""
     batch, heads, queries, keys = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
@@ -138,7 +145,7 @@ def chunked_attention(
     mask: Tensor | None = None,
     scale: float,
     fp32_units: bool = False,
-    block_values: int = BLOCK_VALUES,
+    block_values: int | None = None,
 ) -> Tensor:
     """softmax(q kᵀ · scale) v for q (B, H, O, d), k (B, H, M, d), v (B, H, M, dv) of one dtype: (B, H, O, dv).
 
@@ -146,8 +153,10 @@ def chunked_attention(
     it may attend. Everything runs in the inputs' dtype (bf16 ones in fp32 with ``fp32_units``), as materialized
     attention does: softmax accumulates in fp32 or wider, and the map, in blocks, is never made wider (an fp32
     copy of a bf16 block doubles the memory traffic that bounds this kernel on the CPU). Blocks of the map hold
-    at most ``block_values`` values. With autograd, only q, k, v and the mask are kept for backward.
+    at most ``block_values`` values (default: :func:`values_per_block` of the device). With autograd, only q, k, v
+    and the mask are kept for backward.
     """
+    block_values = block_values or values_per_block(q.device.type)
     with torch.autocast(q.device.type, enabled=False):
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
             return _ChunkedAttention.apply(q, k, v, mask, scale, fp32_units, block_values)

@@ -6,8 +6,8 @@ Decided once per call class, visibly, from a cost table:
   not, batch x heads, queries, keys, q/k and v head widths, mask kind, dropout. Each kernel that can serve it
   (:data:`KERNELS`; e.g. the fp32-units flash kernel takes no mask) gets a cost from the table, and the
   cheapest runs. Materialized attention serves, with autograd, maps no larger than q, k and v together (it keeps
-  the probabilities for backward), and without autograd maps of at most ``MAX_MAP_VALUES`` scores (a block of the
-  chunked kernel, which serves larger maps as fast in blocks): memory stays of the order of the fused kernels'.
+  the probabilities for backward), and without autograd maps of at most one block of the chunked kernel (which
+  serves larger maps as fast in blocks): memory stays of the order of the fused kernels'.
   With autograd the chunked kernel serves maps of at most one block per head: beyond it, its backward sums the
   gradients of k and v over blocks of query rows (one head over 50,176 keys at batch 8: 5.0 s against 1.6 s
   materialized, 3.3 s SDPA).
@@ -16,7 +16,10 @@ Decided once per call class, visibly, from a cost table:
   ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
   2·BH·O·M·(d + dv)/1e9 (the two products) and scores = BH·O·M (softmax and the map's memory traffic). The
   calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set of shapes; an
-  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A kernel
+  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A
+  kernel is costed at the call it runs in fact (:attr:`Kernel.runs_as`): SDPA pads head channels, and on a GPU
+  its fused kernels take as long for a few heads as for enough of them to fill the multiprocessors
+  (:meth:`AttentionCall.filling`; the table holds the GPU's count). A kernel
   replaces the default one only where the table holds the costs of both and it is predicted ``MARGIN`` times
   faster (the model's error is about 10%).
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
@@ -55,15 +58,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from omniperceiver.core.kernels.chunked import BLOCK_VALUES, chunked_attention
+from omniperceiver.core.kernels.chunked import chunked_attention, values_per_block
 from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
-# the largest map materialized attention takes without autograd: a chunked block, so that its memory is never more
-MAX_MAP_VALUES = BLOCK_VALUES
 LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
+QUERY_ROWS_PER_BLOCK = 64  # query rows of one head that a fused GPU attention kernel gives one thread block
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
 TABLE_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
@@ -117,6 +119,16 @@ class AttentionCall:
         d, dv = padded_widths(self.device, self.qk_width, self.v_width)
         return dataclasses.replace(self, qk_width=d, v_width=dv)
 
+    def filling(self, multiprocessors: int) -> AttentionCall:
+        """The call that a GPU's fused kernel takes as long for: it gives one thread block to each
+        ``QUERY_ROWS_PER_BLOCK`` query rows of a head, so a call with fewer blocks than the GPU has
+        ``multiprocessors`` leaves the others idle and takes as long as a call of more heads that fills them
+        (one head of 512 latents: 8 blocks of an H200's 132)."""
+        blocks = self.batch_heads * math.ceil(self.queries / QUERY_ROWS_PER_BLOCK)
+        if blocks >= multiprocessors:
+            return self
+        return dataclasses.replace(self, batch_heads=math.ceil(self.batch_heads * multiprocessors / blocks))
+
     @property
     def mscores(self) -> float:
         return self.batch_heads * self.queries * self.keys / 1e6
@@ -136,19 +148,24 @@ Run = Callable[..., Tensor]  # (q, k, v, *, mask, dropout, scale) -> (B, H, O, d
 @dataclasses.dataclass(frozen=True)
 class Kernel:
     """An attention kernel the policy can pick, the call classes it cannot serve (``refuses``: why not), and
-    the call it runs in fact (``runs_as``: SDPA pads head channels)."""
+    the call whose cost it has in fact on a device of so many multiprocessors (``runs_as``: SDPA pads head
+    channels, and its fused GPU kernels take as long for a few heads as for enough to fill the GPU)."""
 
     name: str
     run: Run
     refuses: Callable[[AttentionCall], str | None]
-    runs_as: Callable[[AttentionCall], AttentionCall] = lambda call: call
+    runs_as: Callable[[AttentionCall, int], AttentionCall] = lambda call, multiprocessors: call
+
+
+def _sdpa_runs_as(call: AttentionCall, multiprocessors: int) -> AttentionCall:
+    return call.padded().filling(multiprocessors)
 
 
 def _refuses_chunked(call: AttentionCall) -> str | None:
     if call.dropout:
         return "no dropout"
-    if call.grad and call.queries * call.keys > BLOCK_VALUES:
-        per_head = f"{BLOCK_VALUES:,} scores per head"
+    if call.grad and call.queries * call.keys > values_per_block(call.device):
+        per_head = f"{values_per_block(call.device):,} scores per head"
         return f"with autograd, maps of at most {per_head} (beyond, backward sums k and v gradients over row blocks)"
     return None if call.plain else "needs one dtype and no broadcast dimensions"
 
@@ -172,8 +189,8 @@ def _refuses_materialized(call: AttentionCall) -> str | None:
     scores = call.batch_heads * call.queries * call.keys
     if call.grad:
         return "with autograd only where its probabilities are no larger than q, k and v" if scores > kept else None
-    if scores > MAX_MAP_VALUES:
-        return f"without autograd, maps of at most {MAX_MAP_VALUES:,} scores only"
+    if scores > values_per_block(call.device):  # (a block of the chunked kernel: its memory is never more)
+        return f"without autograd, maps of at most {values_per_block(call.device):,} scores only"
     return None
 
 
@@ -187,7 +204,7 @@ def _chunked(fp32_units: bool) -> Run:
 KERNELS = {
     kernel.name: kernel
     for kernel in (
-        Kernel("sdpa", sdpa, lambda call: None, AttentionCall.padded),
+        Kernel("sdpa", sdpa, lambda call: None, _sdpa_runs_as),
         Kernel("materialized", materialized, _refuses_materialized),
         Kernel("chunked", _chunked(False), _refuses_chunked),
         Kernel("sdpa-fp32", sdpa_on_fp32_units, _refuses_flash_fp32),
@@ -217,13 +234,14 @@ class CostTable:
     gemm_gflops: dict[str, float]  # dtype name -> GFLOP/s of a (256, 1024) x (1024, 1024) product
     # "kernel/dtype/pass" -> (seconds per call, seconds per product GFLOP, seconds per million scores)
     attention: dict[str, tuple[float, float, float]]
+    multiprocessors: int = 0  # a GPU's (0: a CPU)
 
     def cost(self, kernel: str, call: AttentionCall) -> float | None:
         """Predicted seconds of ``kernel`` on ``call``; None where the table has no entry for it."""
         terms = self.attention.get(f"{kernel}/{call.dtype}/{'train' if call.grad else 'fwd'}")
         if terms is None:
             return None
-        call = KERNELS[kernel].runs_as(call)
+        call = KERNELS[kernel].runs_as(call, self.multiprocessors)
         return terms[0] + terms[1] * call.product_gflop + terms[2] * call.mscores
 
     def to_json(self) -> dict:
@@ -260,7 +278,10 @@ class CostTable:
             if not isinstance(values, list) or len(values) != 3:
                 raise ValueError(f"attention.{key} must be a list of 3 numbers, got {values!r}")
             terms[key] = tuple(number(v, f"attention.{key}") for v in values)
-        return cls(data["device_kind"], data["torch_version"], rates, terms)
+        multiprocessors = data.get("multiprocessors", 0)
+        if isinstance(multiprocessors, bool) or not isinstance(multiprocessors, int) or multiprocessors < 0:
+            raise ValueError(f"multiprocessors must be an integer >= 0, got {multiprocessors!r}")
+        return cls(data["device_kind"], data["torch_version"], rates, terms, multiprocessors)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,7 +385,10 @@ class Policy:
         if self.table is None:
             return "the default policy (no cost table)"
         rates = ", ".join(f"{dtype} {rate:.0f}" for dtype, rate in self.table.gemm_gflops.items())
-        return f"cost table of {self.table.device_kind}, torch {self.table.torch_version} (GEMM GFLOP/s: {rates})"
+        units = f", {self.table.multiprocessors} multiprocessors" if self.table.multiprocessors else ""
+        return (
+            f"cost table of {self.table.device_kind}, torch {self.table.torch_version} (GEMM GFLOP/s: {rates}{units})"
+        )
 
 
 # The process's policy ------------------------------------------------------------------------------------------
