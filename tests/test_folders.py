@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from omniperceiver import data
+from omniperceiver.data.file_dataset import rows_of
 
 
 def class_folders(root, write, count=10):
@@ -24,13 +25,13 @@ def test_image_folder(tmp_path):
         Image.fromarray(np.full((12, 10, 3), value + i, dtype=np.uint8)).save(folder / f"{i}.png")
 
     splits = data.image_folder(class_folders(tmp_path / "images", write))
-    images, labels = splits.train.tensors
+    images, labels = rows_of(splits.train)
     assert splits.classes == ("cat", "dog") and splits.sizes() == (14, 2, 4) and images.shape[1:] == (12, 10, 3)
     assert torch.equal(images.mean((1, 2, 3)) > 0.5, labels == 1)  # the pixels travel with their label
     Image.fromarray(np.zeros((5, 5, 3), dtype=np.uint8)).save(tmp_path / "images" / "cat" / "small.png")
     with pytest.raises(ValueError, match="differ in size"):
         data.image_folder(tmp_path / "images")
-    assert data.image_folder(tmp_path / "images", size=(8, 8)).train.tensors[0].shape[1:] == (8, 8, 3)
+    assert rows_of(data.image_folder(tmp_path / "images", size=(8, 8)).train)[0].shape[1:] == (8, 8, 3)
     (tmp_path / "images" / "dog" / "broken.png").write_text("no image")
     with pytest.raises(ValueError, match=r"broken\.png"):
         data.image_folder(tmp_path / "images", size=(8, 8))

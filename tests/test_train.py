@@ -59,7 +59,8 @@ def test_a_recipe_trains_on_a_users_image_folder(tmp_path):
             pixels = (level + torch.randint(-30, 30, (8, 8, 3), generator=generator)).to(torch.uint8)
             Image.fromarray(pixels.numpy()).save(tmp_path / "photos" / name / f"{i}.png")
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text(f"dataset: image-folder\ndata_path: {tmp_path / 'photos'}\ntraining: {{epochs: 8}}\n")
+    training = "{epochs: 8, num_workers: 2}"  # the images are read in 2 worker processes
+    recipe.write_text(f"dataset: image-folder\ndata_path: {tmp_path / 'photos'}\ntraining: {training}\n")
     metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
     assert metrics["test_accuracy"] == 1.0
     with pytest.raises(ValueError, match=r"dataset='image-folder' takes a folder: set data_path; got data_path=None"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.byte_stream import byte_stream_splits
+from omniperceiver.data.file_dataset import FileDataset
 from omniperceiver.data.splits import Splits, pad_sequences, stratified_split
 from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
@@ -44,22 +47,43 @@ def _read_all(files: list[Path], read: Callable[[Path], object]) -> list:
     return items
 
 
-def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed: int = 0) -> Splits:
-    """PNG/JPEG/... images (B, H, W, 3) in [0, 1]; all of one size, or resized (bilinear) to ``size``."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def image_shape(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file as :func:`~omniperceiver.media.load_image` returns it, from its header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            transposed = image.getexif().get(0x0112) in TRANSPOSED
+    except UnidentifiedImageError as error:
+        raise ValueError("not an image Pillow can read") from error
+    return (width, height) if transposed else (height, width)
+
+
+def read_image(path: Path, size: tuple[int, int] | None = None) -> tuple[Tensor]:
+    """An image file as (H, W, 3) in [0, 1], resized (bilinear) to ``size`` where it has another."""
     from omniperceiver.media import load_image
 
-    files, labels, classes = _class_files(root, (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"))
-    images = [torch.from_numpy(image).float() / 255 for image in _read_all(files, load_image)]
-    if size is not None:
-        images = [
-            F.interpolate(i.permute(2, 0, 1)[None], size=size, mode="bilinear")[0].permute(1, 2, 0) for i in images
-        ]
-    shapes = {tuple(i.shape) for i in images}
-    if len(shapes) > 1:
+    image = torch.from_numpy(load_image(path)).float() / 255
+    if size is not None and tuple(image.shape[:2]) != tuple(size):
+        image = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="bilinear")[0].permute(1, 2, 0)
+    return (image,)
+
+
+def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed: int = 0) -> Splits:
+    """PNG/JPEG/... images (H, W, 3) in [0, 1], read from disk per example (:class:`FileDataset`: the folder
+    may be larger than memory); all of one size, or resized (bilinear) to ``size``. Every file's header is read
+    at the start, so that a file that is no image, or of another size, is an error before training."""
+    files, labels, classes = _class_files(root, IMAGE_SUFFIXES)
+    shapes = set(_read_all(files, image_shape))
+    if size is None and len(shapes) > 1:
         raise ValueError(f"the images in {root} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
-    return stratified_split(
-        Path(root).name, (torch.stack(images), torch.tensor(labels)), classes, f"images from {root}", seed=seed
-    )
+    images = FileDataset(files, torch.tensor(labels), functools.partial(read_image, size=size))
+    return stratified_split(Path(root).name, images, classes, f"images from {root}", seed=seed)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

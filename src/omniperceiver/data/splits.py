@@ -1,4 +1,4 @@
-"""Fixed, seeded, stratified train/validation/test splits of in-memory datasets."""
+"""Fixed, seeded, stratified train/validation/test splits of datasets held in memory or read from files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
+
+from omniperceiver.data.file_dataset import FileDataset
 
 TRAIN_FRACTION = 0.7  # the rest is halved between validation and test (test gets an odd one)
 
@@ -48,14 +50,14 @@ def pad_sequences(sequences: list[Tensor]) -> tuple[Tensor, Tensor]:
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """A dataset cut once into train, validation and test parts (TensorDatasets whose last tensor holds the
-    targets: integer labels, or flow fields), with the class names (none for regression) and a line
-    describing the data."""
+    """A dataset cut once into train, validation and test parts (TensorDatasets, or FileDatasets read per row,
+    whose rows' last tensor holds the targets: integer labels, or flow fields), with the class names (none for
+    regression) and a line describing the data."""
 
     name: str
-    train: TensorDataset
-    validation: TensorDataset
-    test: TensorDataset
+    train: TensorDataset | FileDataset
+    validation: TensorDataset | FileDataset
+    test: TensorDataset | FileDataset
     classes: tuple[str, ...]
     description: str
 
@@ -63,28 +65,54 @@ class Splits:
         return len(self.train), len(self.validation), len(self.test)
 
 
-def stratified_split(
-    name: str, tensors: tuple[Tensor, ...], classes: tuple[str, ...], description: str, *, seed: int = 0
-) -> Splits:
-    """Split the rows of ``tensors`` (labels last) class by class, 70% train and the rest halved between
-    validation and test, after a shuffle seeded by ``seed``: every part holds every class in the same
-    proportion, and the same seed always gives the same parts."""
-    labels = tensors[-1]
+def stratified_rows(
+    labels: Tensor, *, seed: int = 0, fractions: tuple[float, float] = (TRAIN_FRACTION, 0.5)
+) -> list[Tensor]:
+    """Row indices of three parts of a dataset with ``labels`` (N,), class by class after a shuffle seeded by
+    ``seed``: ``fractions[0]`` of each class for the first, ``fractions[1]`` of the rest for the second, the
+    rest for the third; each part's rows shuffled (classes interleaved). The same seed gives the same parts."""
     generator = torch.Generator().manual_seed(seed)
     parts: list[list[Tensor]] = [[], [], []]
     for label in labels.unique(sorted=True):
         rows = (labels == label).nonzero()[:, 0]
         rows = rows[torch.randperm(len(rows), generator=generator)]
-        first = round(len(rows) * TRAIN_FRACTION)
-        second = first + (len(rows) - first) // 2
+        first = round(len(rows) * fractions[0])
+        second = first + round((len(rows) - first) * fractions[1] - 1e-9)  # (a half rounds down: test gets it)
         for part, chunk in zip(parts, (rows[:first], rows[first:second], rows[second:]), strict=True):
             part.append(chunk)
-    datasets = []
+    ordered = []
     for chunks in parts:
         rows = torch.cat(chunks)
-        rows = rows[torch.randperm(len(rows), generator=generator)]  # classes interleaved, not in blocks
-        datasets.append(TensorDataset(*(t[rows] for t in tensors)))
-    return Splits(name, *datasets, classes=classes, description=description)
+        ordered.append(rows[torch.randperm(len(rows), generator=generator)])
+    return ordered
+
+
+def select(dataset: TensorDataset | FileDataset, rows: Tensor) -> TensorDataset | FileDataset:
+    """The rows ``rows`` of ``dataset``, in that order."""
+    if isinstance(dataset, FileDataset):
+        return dataset.subset(rows)
+    return TensorDataset(*(t[rows] for t in dataset.tensors))
+
+
+def labels_of(dataset: TensorDataset | FileDataset) -> Tensor:
+    """The targets (N, ...) of every row."""
+    return dataset.labels if isinstance(dataset, FileDataset) else dataset.tensors[-1]
+
+
+def stratified_split(
+    name: str,
+    data: tuple[Tensor, ...] | FileDataset,
+    classes: tuple[str, ...],
+    description: str,
+    *,
+    seed: int = 0,
+) -> Splits:
+    """Split the rows of ``data`` (tensors, labels last, or a FileDataset) class by class, 70% train and the
+    rest halved between validation and test, after a shuffle seeded by ``seed``: every part holds every class
+    in the same proportion, and the same seed always gives the same parts."""
+    dataset = data if isinstance(data, FileDataset) else TensorDataset(*data)
+    parts = [select(dataset, rows) for rows in stratified_rows(labels_of(dataset), seed=seed)]
+    return Splits(name, *parts, classes=classes, description=description)
 
 
 def label_fraction(splits: Splits, fraction: float, *, seed: int = 0) -> Splits:
@@ -92,15 +120,15 @@ def label_fraction(splits: Splits, fraction: float, *, seed: int = 0) -> Splits:
     each), as when only a few labels are known; validation and test stay whole."""
     if fraction == 1:
         return splits
-    if not splits.classes or not isinstance(splits.train, TensorDataset):
+    if not splits.classes:
         raise ValueError(f"training.label_fraction: {splits.name} has no class labels to keep a fraction of")
-    labels = splits.train.tensors[-1]
+    labels = labels_of(splits.train)
     generator = torch.Generator().manual_seed(seed)
     kept = []
     for label in labels.unique(sorted=True):
         rows = (labels == label).nonzero()[:, 0]
         kept.append(rows[torch.randperm(len(rows), generator=generator)[: max(1, round(len(rows) * fraction))]])
     rows = torch.cat(kept).sort().values
-    train = TensorDataset(*(t[rows] for t in splits.train.tensors))
+    train = select(splits.train, rows)
     description = f"{splits.description}; training on {len(rows)} labelled examples ({fraction:g} of them)"
     return dataclasses.replace(splits, train=train, description=description)

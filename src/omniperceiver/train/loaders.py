@@ -14,6 +14,7 @@ import lightning
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from omniperceiver.data.file_dataset import FileDataset
 from omniperceiver.data.splits import Splits
 
 
@@ -43,6 +44,8 @@ class EpochSampler(Sampler[int]):
         if epoch != self.epoch:
             self.skip = 0
         self.epoch = epoch
+        if self.on_epoch is not None:  # (here, before the epoch's worker processes copy the dataset)
+            self.on_epoch(epoch)
 
     def __len__(self) -> int:
         return (self.used - self.rank + self.replicas - 1) // self.replicas
@@ -58,11 +61,12 @@ class EpochSampler(Sampler[int]):
 
 
 class SplitsData(lightning.LightningDataModule):
-    """Loaders over a dataset's splits with a global ``batch_size`` shared by the trainer's processes."""
+    """Loaders over a dataset's splits with a global ``batch_size`` shared by the trainer's processes; datasets
+    read from files are read by ``num_workers`` worker processes (the sampler, and so the order, stays here)."""
 
-    def __init__(self, splits: Splits, batch_size: int, seed: int) -> None:
+    def __init__(self, splits: Splits, batch_size: int, seed: int, num_workers: int = 0) -> None:
         super().__init__()
-        self.splits, self.batch_size, self.seed = splits, batch_size, seed
+        self.splits, self.batch_size, self.seed, self.num_workers = splits, batch_size, seed, num_workers
         self.resume: dict[str, int] | None = None
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
@@ -80,7 +84,8 @@ class SplitsData(lightning.LightningDataModule):
             sampler.epoch = self.resume["epoch"]
             sampler.skip = self.resume["batches"] * self.batch_size // replicas
             self.resume = None
-        return DataLoader(dataset, batch_size=self.batch_size // replicas, sampler=sampler)
+        workers = self.num_workers if isinstance(dataset, FileDataset) else 0  # (tensors in memory need none)
+        return DataLoader(dataset, batch_size=self.batch_size // replicas, sampler=sampler, num_workers=workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.splits.train, shuffle=True)

@@ -32,7 +32,11 @@ from omniperceiver.train.tasks.base import TaskModule
 
 RECIPE_FILE = "recipe.yaml"  # the mark of a run folder
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
-RESUMABLE = ("training.checkpoint_every_n_steps", "training.checkpoint_every_minutes")  # and more training.epochs
+RESUMABLE = (
+    "training.checkpoint_every_n_steps",
+    "training.checkpoint_every_minutes",
+    "training.num_workers",
+)  # and more training.epochs
 
 
 class RecipeRecord(Callback):
@@ -97,7 +101,7 @@ def train(
     model, origin = build_model(recipe, task, splits)
     splits = task.evaluation_splits(splits, model)
     module = task.module(model, task, s)
-    data = SplitsData(splits, s.batch_size, s.seed)
+    data = SplitsData(splits, s.batch_size, s.seed, s.num_workers)
     trainer = _trainer(recipe, output_dir, module.metric_names, progress)
     if trainer.is_global_zero:
         _prepare_output(output_dir, recipe, overwrite=overwrite)
@@ -220,7 +224,7 @@ def evaluate(run_dir: str | Path, *, num_latents: int | None = None, progress: b
         model = model.with_num_latents(num_latents)
     module = task.module(model, task, recipe.training)
     splits = task.evaluation_splits(task.splits(recipe.data_path), model)
-    data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed)
+    data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed, recipe.training.num_workers)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():
         return _test(trainer, module, data)

@@ -113,7 +113,9 @@ class TrainingSettings(Config):
     every ``checkpoint_every_n_steps`` optimizer steps (0: never by steps). ``batches_per_epoch`` makes an
     epoch that many batches of the shuffled training split (a new draw each epoch; 0: the whole split).
     ``label_fraction`` trains on that fraction of each class's training examples (drawn with ``seed``: learning
-    from few labels); validation and test stay whole."""
+    from few labels); validation and test stay whole. ``num_workers`` worker processes per training process read
+    and decode the examples of datasets read from files (a folder of images); the order is the same with any
+    number."""
 
     epochs: int = 30
     batches_per_epoch: int = 0
@@ -132,6 +134,7 @@ class TrainingSettings(Config):
     num_nodes: int = 1
     checkpoint_every_n_steps: int = 0
     checkpoint_every_minutes: float = 10.0
+    num_workers: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -148,6 +151,7 @@ class TrainingSettings(Config):
             require(rate > 0, f"learning_rates.{group}", rate, "a positive number")
         require(self.precision in ("32-true", "bf16-mixed"), "precision", self.precision, "'32-true' or 'bf16-mixed'")
         require(self.strategy in STRATEGIES, "strategy", self.strategy, f"one of {STRATEGIES}")
+        require(self.num_workers >= 0, "num_workers", self.num_workers, ">= 0 (0: read in the training process)")
         require(self.batches_per_epoch >= 0, "batches_per_epoch", self.batches_per_epoch, ">= 0 (0: the whole split)")
         require(self.checkpoint_every_n_steps >= 0, "checkpoint_every_n_steps", self.checkpoint_every_n_steps, ">= 0")
         require(self.checkpoint_every_minutes >= 0, "checkpoint_every_minutes", self.checkpoint_every_minutes, ">= 0")

@@ -17,6 +17,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 
 from omniperceiver.core.config import Config
 from omniperceiver.core.encoder import EncoderConfig
+from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
 from omniperceiver.train.inputs import Batch, Input, Inputs, Masks
@@ -105,14 +106,14 @@ class Task:
 
     def inputs_per_example(self, splits: Splits) -> int:
         """M, the number of input elements the encoder cross-attends to per example."""
-        x, mask, _ = self.unpack(tuple(t[:1] for t in splits.train.tensors))
-        inputs, _ = self.input.adapter(self.inputs(splits.train.tensors)).build()(x, mask)
+        x, mask, _ = self.unpack(rows_of(splits.train, 1))
+        inputs, _ = self.input.adapter(self.inputs(rows_of(splits.train, 1))).build()(x, mask)
         return inputs.shape[1]
 
     def encoder(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> EncoderConfig:
         """The Perceiver IO encoder of ``trunk`` over the input adapter's channels."""
         return EncoderConfig(
-            input_channels=self.input.adapter(self.inputs(splits.train.tensors)).num_channels,
+            input_channels=self.input.adapter(self.inputs(rows_of(splits.train, 1))).num_channels,
             num_latents=trunk.num_latents,
             latent_channels=trunk.latent_channels,
             num_cross_attention_heads=trunk.num_cross_attention_heads,
@@ -127,7 +128,7 @@ class Task:
 
     def fit_input(self, config: Any, splits: Splits) -> Any:
         """``config`` (a Perceiver IO config) with its input adapter fitted to the data."""
-        return dataclasses.replace(config, input=self.input.fit(config.input, self.inputs(splits.train.tensors)))
+        return dataclasses.replace(config, input=self.input.fit(config.input, self.inputs(rows_of(splits.train, 1))))
 
 
 class NonFiniteError(ValueError):

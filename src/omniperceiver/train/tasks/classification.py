@@ -12,12 +12,15 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from omniperceiver.core.queries import LearnedQueryConfig
+from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.classification import ClassificationOutputConfig
 from omniperceiver.train import pictures
 from omniperceiver.train.sections import TrainingSettings, Trunk
 from omniperceiver.train.tasks.base import Task, TaskModule
+
+BASELINE_ROWS = 20_000  # the baseline fits and scores at most this many examples of a split (all of a shipped one)
 
 
 class Classifier(TaskModule):
@@ -54,7 +57,7 @@ class ClassificationTask(Task):
     module = Classifier
 
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
-        adapter = self.input.adapter(self.inputs(splits.train.tensors))
+        adapter = self.input.adapter(self.inputs(rows_of(splits.train, 1)))
         fields = dataclasses.asdict(self.encoder(splits, trunk, settings))
         del fields["input_channels"]
         return PerceiverIOConfig.classifier(adapter, len(splits.classes), labels=splits.classes, **fields)
@@ -82,17 +85,18 @@ class ClassificationTask(Task):
     def baseline(self, splits: Splits) -> float:
         linear_model = require_module("sklearn.linear_model", "pip install scikit-learn")
         preprocessing = require_module("sklearn.preprocessing", "pip install scikit-learn")
-        train = self.input.features(self.inputs(splits.train.tensors)).numpy()
+        train_rows, test_rows = rows_of(splits.train, BASELINE_ROWS), rows_of(splits.test, BASELINE_ROWS)
+        train = self.input.features(self.inputs(train_rows)).numpy()
         scaler = preprocessing.StandardScaler().fit(train)
         model = linear_model.LogisticRegression(max_iter=2000)
-        model.fit(scaler.transform(train), splits.train.tensors[-1].numpy())
-        test = scaler.transform(self.input.features(self.inputs(splits.test.tensors)).numpy())
-        return float(np.mean(model.predict(test) == splits.test.tensors[-1].numpy()))
+        model.fit(scaler.transform(train), train_rows[-1].numpy())
+        test = scaler.transform(self.input.features(self.inputs(test_rows)).numpy())
+        return float(np.mean(model.predict(test) == test_rows[-1].numpy()))
 
     def pictures(self, run_dir: Path, module: Classifier, splits: Splits) -> list[Path]:
         paths = [run_dir / name for name in ("curves.png", "attention.png", "confusion.png")]
         pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
-        pictures.attention(module, tuple(t[:1] for t in splits.test.tensors), paths[1])
+        pictures.attention(module, rows_of(splits.test, 1), paths[1])
         pictures.confusion(module.test_confusion.cpu().numpy(), splits.classes, paths[2])
         return paths
 

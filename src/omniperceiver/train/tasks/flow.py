@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.queries import InputQueryConfig
+from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
@@ -55,7 +56,7 @@ class FlowTask(Task):
     module = FlowEstimator
 
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
-        adapter = self.input.adapter(self.inputs(splits.train.tensors))
+        adapter = self.input.adapter(self.inputs(rows_of(splits.train, 1)))
         decoder = DecoderConfig(
             queries=InputQueryConfig(num_channels=adapter.num_channels),
             latent_channels=trunk.latent_channels,
@@ -64,7 +65,7 @@ class FlowTask(Task):
             widening_factor=DECODER_WIDENING,
             use_query_residual=True,  # each pixel's own frame patches reach its flow directly
         )
-        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        image_shape = tuple(rows_of(splits.train, 1)[-1].shape[1:3])
         encoder = self.encoder(splits, trunk, settings)
         return PerceiverIOConfig(adapter, encoder, decoder, FlowOutputConfig(image_shape, scale=1.0))
 
@@ -72,17 +73,17 @@ class FlowTask(Task):
         if not isinstance(config, PerceiverIOConfig) or not isinstance(config.output, FlowOutputConfig):
             raise ValueError(f"{self.name} needs a Perceiver IO optical-flow model, not this model")
         config = self.fit_input(config, splits)
-        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        image_shape = tuple(rows_of(splits.train, 1)[-1].shape[1:3])
         return dataclasses.replace(config, output=dataclasses.replace(config.output, image_shape=image_shape)), ()
 
     def baseline(self, splits: Splits) -> float:
-        return float(splits.test.tensors[-1].norm(dim=-1).mean())
+        return float(rows_of(splits.test)[-1].norm(dim=-1).mean())
 
     def pictures(self, run_dir: Path, module: FlowEstimator, splits: Splits) -> list[Path]:
         paths = [run_dir / name for name in ("curves.png", "attention.png", "flow.png")]
         pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
-        pictures.attention(module, tuple(t[:1] for t in splits.test.tensors), paths[1])
-        pictures.flow(module, tuple(t[:4] for t in splits.test.tensors), paths[2])
+        pictures.attention(module, rows_of(splits.test, 1), paths[1])
+        pictures.flow(module, rows_of(splits.test, 4), paths[2])
         return paths
 
     def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:

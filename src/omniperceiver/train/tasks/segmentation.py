@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from omniperceiver.adapters.image import ImageInputConfig
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.queries import InputQueryConfig
+from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits, require_module
 from omniperceiver.files import output_folder
 from omniperceiver.media import save_png
@@ -60,8 +61,8 @@ class SegmentationTask(Task):
     module = Segmenter
 
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
-        adapter = self.input.adapter(self.inputs(splits.train.tensors))
-        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        adapter = self.input.adapter(self.inputs(rows_of(splits.train, 1)))
+        image_shape = tuple(rows_of(splits.train, 1)[-1].shape[1:3])
         self._require_pixels(adapter, image_shape)
         decoder = DecoderConfig(
             queries=InputQueryConfig(adapter.num_channels),
@@ -79,7 +80,7 @@ class SegmentationTask(Task):
         if not isinstance(queries, InputQueryConfig) or not isinstance(config.output, SegmentationOutputConfig):
             raise ValueError(f"{self.name} needs a Perceiver IO with one input query per pixel, not this model")
         config = self.fit_input(config, splits)
-        image_shape = tuple(splits.train.tensors[-1].shape[1:3])
+        image_shape = tuple(rows_of(splits.train, 1)[-1].shape[1:3])
         self._require_pixels(config.input, image_shape)
         decoder = dataclasses.replace(config.decoder, output_channels=len(splits.classes))
         output = SegmentationOutputConfig(image_shape, splits.classes)
@@ -105,18 +106,19 @@ class SegmentationTask(Task):
             patches = F.unfold(channels_first, 3, padding=1)  # (B, C·9, H·W)
             return patches.transpose(1, 2).flatten(0, 1).numpy()
 
-        train_x, train_y = neighbourhoods(splits.train.tensors[0]), splits.train.tensors[-1].flatten().numpy()
+        train, test = rows_of(splits.train), rows_of(splits.test)
+        train_x, train_y = neighbourhoods(train[0]), train[-1].flatten().numpy()
         chosen = np.random.default_rng(0).choice(len(train_x), min(50_000, len(train_x)), replace=False)
         model = linear_model.LogisticRegression(max_iter=500).fit(train_x[chosen], train_y[chosen])
-        predicted = model.predict(neighbourhoods(splits.test.tensors[0]))
+        predicted = model.predict(neighbourhoods(test[0]))
         metric = MulticlassJaccardIndex(len(splits.classes), average="macro")
-        return float(metric(torch.from_numpy(predicted), splits.test.tensors[-1].flatten()))
+        return float(metric(torch.from_numpy(predicted), test[-1].flatten()))
 
     def pictures(self, run_dir: Path, module: Segmenter, splits: Splits) -> list[Path]:
         paths = [run_dir / name for name in ("curves.png", "attention.png", "segmentation.png")]
         pictures.curves(run_dir / "logs" / "metrics.csv", self.metric, paths[0])
-        pictures.attention(module, tuple(t[:1] for t in splits.test.tensors), paths[1])
-        pictures.segmentation(module, tuple(t[:4] for t in splits.test.tensors), len(splits.classes), paths[2])
+        pictures.attention(module, rows_of(splits.test, 1), paths[1])
+        pictures.segmentation(module, rows_of(splits.test, 4), len(splits.classes), paths[2])
         return paths
 
     def describe(self, outputs: Tensor, model: nn.Module, top: int, path: Path, output_dir: Path) -> str:
