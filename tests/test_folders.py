@@ -105,3 +105,56 @@ def test_a_folder_without_classes_is_refused(tmp_path):
     (tmp_path / "only").mkdir()
     with pytest.raises(ValueError, match="needs a subfolder per class"):
         data.image_folder(tmp_path)
+
+
+def write_text(folder, i, label):
+    (folder / f"{i}.txt").write_text(f"{label} {i}")
+
+
+def test_a_users_own_validation_and_test_folders_are_those_parts(tmp_path):
+    """An official test set is scored as it is; a part not given is cut from the training folder, 70:15."""
+    class_folders(tmp_path / "train", write_text, count=40)
+    class_folders(tmp_path / "test", lambda f, i, label: write_text(f, 100 + i, label), count=5)
+    class_folders(tmp_path / "validation", lambda f, i, label: write_text(f, 200 + i, label), count=3)
+    cut = data.text_folder(tmp_path / "train", test=tmp_path / "test")
+    assert cut.sizes() == (66, 14, 10) and "(test: " in cut.description  # 80 cut 70:15, the test folder's 10
+    ids, _, labels = cut.test.tensors
+    texts = {bytes((row[row > 5] - 6).tolist()).decode() for row in ids}  # (byte b is id b + 6)
+    assert texts == {f"{label} {100 + i}" for label in ("cat", "dog") for i in range(5)}
+    assert torch.equal(labels, torch.tensor([0] * 5 + [1] * 5))
+    both = data.text_folder(tmp_path / "train", validation=tmp_path / "validation", test=tmp_path / "test")
+    assert both.sizes() == (80, 6, 10)
+    only_validation = data.text_folder(tmp_path / "train", validation=tmp_path / "validation")
+    assert only_validation.sizes() == (66, 6, 14)
+    (tmp_path / "test" / "cow").mkdir()
+    (tmp_path / "test" / "cow" / "0.txt").write_text("moo")
+    with pytest.raises(ValueError, match=r"test has classes the training folder lacks: \['cow'\]"):
+        data.text_folder(tmp_path / "train", test=tmp_path / "test")
+
+
+def test_given_parts_of_images_series_and_corpora(tmp_path):
+    def write_image(folder, i, label):
+        Image.fromarray(np.full((4, 4, 3), 9 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+
+    class_folders(tmp_path / "images", write_image, count=20)
+    class_folders(tmp_path / "images-test", write_image, count=2)
+    images = data.image_folder(tmp_path / "images", test=tmp_path / "images-test")
+    assert images.sizes() == (32, 8, 4) and images.test.files[0].parent.parent.name == "images-test"
+
+    rows = ["t0,t1,label"] + [f"{i},{-i},{'ab'[i % 2]}" for i in range(40)]
+    (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "official.csv").write_text("t0,t1,label\n1,2,a\n3,4,b\n5,6,a\n")
+    series = data.csv_series(tmp_path / "series.csv", label_column="label", test=tmp_path / "official.csv")
+    assert series.sizes() == (32, 8, 3) and torch.equal(
+        series.test.tensors[0][:, :, 0], torch.tensor([[1.0, 2], [3, 4], [5, 6]])
+    )
+    (tmp_path / "short.csv").write_text("t0,label\n1,a\n")
+    with pytest.raises(ValueError, match=r"the test file has 1 steps per row, .*series.csv has 2"):
+        data.csv_series(tmp_path / "series.csv", label_column="label", test=tmp_path / "short.csv")
+
+    for part, text in (("corpus", "training text\n" * 200), ("held-out", "held out\n" * 30)):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "a.txt").write_text(text)
+    corpus = data.text_corpus(tmp_path / "corpus", length=32, test=tmp_path / "held-out")
+    assert corpus.test.data == b"held out\n" * 30 and b"held" not in corpus.train.data + corpus.validation.data
+    assert len(corpus.train.data) + len(corpus.validation.data) == len("training text\n" * 200)

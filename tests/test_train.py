@@ -4,7 +4,7 @@ import pytest
 import torch
 
 pytest.importorskip("lightning")
-from omniperceiver.train import load_recipe, train
+from omniperceiver.train import evaluate, load_recipe, train
 
 RECIPE = "digits"  # a shipped recipe, by name
 
@@ -87,6 +87,18 @@ def test_a_recipe_trains_on_a_users_csv_series(tmp_path):
     recipe.write_text(f"dataset: csv-series\ndata_path: {tmp_path / 'ramps.csv'}\ntraining: {{epochs: 20}}\n")
     metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
     assert metrics["test_accuracy"] >= 0.95, metrics
+
+    # the user's own test set: what training reports and what evaluate scores
+    (tmp_path / "official.csv").write_text("\n".join(rows[:1] + rows[-8:]) + "\n")
+    official = load_recipe(recipe, [f"test_path={tmp_path / 'official.csv'}", "training.epochs=2"])
+    assert len(official.splits().test) == 8 and official.to_dict()["test_path"] == str(tmp_path / "official.csv")
+    metrics = train(official, tmp_path / "official-run", progress=False)
+    scored = evaluate(tmp_path / "official-run", progress=False)
+    assert scored["test_accuracy"] == metrics["test_accuracy"] and scored["test_loss"] == metrics["test_loss"]
+    with pytest.raises(
+        ValueError, match=r"dataset='digits' ships its own splits: remove validation_path and test_path"
+    ):
+        load_recipe("digits", [f"test_path={tmp_path}"]).splits()
 
 
 def test_a_language_model_recipe_has_its_own_trunk_and_no_input_section():

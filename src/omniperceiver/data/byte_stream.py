@@ -76,29 +76,40 @@ class ByteWindows(Dataset):
 
 
 def byte_stream_splits(
-    sources: list[bytes], name: str, description: str, *, length: int = 256, seed: int = 0
+    sources: list[bytes],
+    name: str,
+    description: str,
+    *,
+    length: int = 256,
+    seed: int = 0,
+    validation: list[bytes] | None = None,
+    test: list[bytes] | None = None,
 ) -> Splits:
     """Each source's first 90% (for training), next 5% (validation) and last 5% (test), the parts of all the
     sources joined, as :class:`ByteWindows` of ``length`` bytes (held-out parts scored ``length`` // 4 new
     bytes per window until a model sets its own stride). Part boundaries move to the next newline where one is
-    near."""
-    parts: list[list[bytes]] = [[], [], []]
+    near. ``validation`` and ``test``: sources given for those parts, which are then not cut from ``sources``."""
+    held_out = (0.0 if validation is not None else HELD_OUT[0], 0.0 if test is not None else HELD_OUT[1])
+    parts: list[list[bytes]] = [[], validation or [], test or []]
     for source in sources:
-        cuts = [_cut(source, 1 - sum(HELD_OUT)), _cut(source, 1 - HELD_OUT[1]), len(source)]
-        for part, start, end in zip(parts, [0, *cuts[:2]], cuts, strict=True):
-            part.append(source[start:end])
-    train, validation, test = (b"".join(part) for part in parts)
-    if len(train) < 2 * length or not validation or not test:
-        raise ValueError(
-            f"{name}: {sum(map(len, sources))} bytes are too few for windows of {length} bytes and held-out parts"
-        )
+        cuts = [_cut(source, 1 - sum(held_out)), _cut(source, 1 - held_out[1]), len(source)]
+        cut = (True, validation is None, test is None)  # (the given parts are not cut from the sources)
+        for part, start, end, taken in zip(parts, [0, *cuts[:2]], cuts, cut, strict=True):
+            if taken:
+                part.append(source[start:end])
+    train, validation_bytes, test_bytes = (b"".join(part) for part in parts)
+    if len(train) < 2 * length or not validation_bytes or not test_bytes:
+        total = sum(map(len, sources)) + sum(map(len, [*(validation or []), *(test or [])]))
+        raise ValueError(f"{name}: {total} bytes are too few for windows of {length} bytes and held-out parts")
+    stride = max(1, length // 4)
     return Splits(
         name,
         ByteWindows(train, length, seed=seed),
-        ByteWindows(validation, length, stride=max(1, length // 4)),
-        ByteWindows(test, length, stride=max(1, length // 4)),
+        ByteWindows(validation_bytes, length, stride=stride),
+        ByteWindows(test_bytes, length, stride=stride),
         classes=(),
-        description=f"{description}: {len(train):,} training, {len(validation):,} validation, {len(test):,} test bytes",
+        description=f"{description}: {len(train):,} training, {len(validation_bytes):,} validation, "
+        f"{len(test_bytes):,} test bytes",
     )
 
 

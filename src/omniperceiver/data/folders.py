@@ -21,20 +21,53 @@ from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
 
 
-def _class_files(root: str | Path, suffixes: tuple[str, ...]) -> tuple[list[Path], list[int], tuple[str, ...]]:
-    """Files with one of ``suffixes`` in each subfolder of ``root`` (the class, in sorted order)."""
+def _class_files(
+    root: str | Path, suffixes: tuple[str, ...], classes: tuple[str, ...] | None = None
+) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """Files with one of ``suffixes`` in each subfolder of ``root`` (the class, in sorted order); ``classes``:
+    the training folder's classes, which the subfolders of a validation or test folder must be among."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
-    classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    names = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    if classes is not None and (unknown := sorted(set(names) - set(classes))):
+        raise ValueError(f"{root} has classes the training folder lacks: {unknown} (its classes: {list(classes)})")
+    classes = classes or names
     files, labels = [], []
-    for label, name in enumerate(classes):
+    for name in names:
         found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in suffixes)
         files += found
-        labels += [label] * len(found)
+        labels += [classes.index(name)] * len(found)
     if len(classes) < 2 or not files:
         raise ValueError(f"{root} needs a subfolder per class (2 or more) holding {'/'.join(suffixes)} files")
     return files, labels, classes
+
+
+Parts = tuple[int, int | None, int | None] | None  # the row counts of the folders given (see stratified_split)
+
+
+def _folder_parts(
+    root: str | Path, validation: str | Path | None, test: str | Path | None, suffixes: tuple[str, ...]
+) -> tuple[list[Path], list[int], tuple[str, ...], Parts, str]:
+    """The files and labels of the training folder ``root`` followed by those of the ``validation`` and
+    ``test`` folders where given, the classes, the row counts for ``stratified_split`` and a description."""
+    files, labels, classes = _class_files(root, suffixes)
+    counts: list[int | None] = [len(files)]
+    for folder in (validation, test):
+        if folder is None:
+            counts.append(None)
+            continue
+        more_files, more_labels, _ = _class_files(folder, suffixes, classes)
+        files, labels = files + more_files, labels + more_labels
+        counts.append(len(more_files))
+    given = None if counts[1:] == [None, None] else (counts[0], counts[1], counts[2])
+    return files, labels, classes, given, _described(root, validation, test)
+
+
+def _described(root: str | Path, validation: str | Path | None, test: str | Path | None) -> str:
+    """Where the parts come from, e.g. "PATH (validation: PATH, test: PATH)"."""
+    named = [f"{part}: {path}" for part, path in (("validation", validation), ("test", test)) if path is not None]
+    return f"{root}" + (f" ({', '.join(named)})" if named else "")
 
 
 def _read_all(files: list[Path], read: Callable[[Path], object]) -> list:
@@ -74,16 +107,24 @@ def read_image(path: Path, size: tuple[int, int] | None = None) -> tuple[Tensor]
     return (image,)
 
 
-def image_folder(root: str | Path, *, size: tuple[int, int] | None = None, seed: int = 0) -> Splits:
+def image_folder(
+    root: str | Path,
+    *,
+    size: tuple[int, int] | None = None,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
     """PNG/JPEG/... images (H, W, 3) in [0, 1], read from disk per example (:class:`FileDataset`: the folder
     may be larger than memory); all of one size, or resized (bilinear) to ``size``. Every file's header is read
-    at the start, so that a file that is no image, or of another size, is an error before training."""
-    files, labels, classes = _class_files(root, IMAGE_SUFFIXES)
+    at the start, so that a file that is no image, or of another size, is an error before training. The
+    ``validation`` and ``test`` folders, where given, are those parts (see :func:`stratified_split`)."""
+    files, labels, classes, given, where = _folder_parts(root, validation, test, IMAGE_SUFFIXES)
     shapes = set(_read_all(files, image_shape))
     if size is None and len(shapes) > 1:
-        raise ValueError(f"the images in {root} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
+        raise ValueError(f"the images in {where} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
     images = FileDataset(files, torch.tensor(labels), functools.partial(read_image, size=size))
-    return stratified_split(Path(root).name, images, classes, f"images from {root}", seed=seed)
+    return stratified_split(Path(root).name, images, classes, f"images from {where}", seed=seed, given=given)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -106,34 +147,48 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples.reshape(-1, channels).mean(1), rate
 
 
-def wav_folder(root: str | Path, *, sample_rate: int | None = None, seed: int = 0) -> Splits:
+def wav_folder(
+    root: str | Path,
+    *,
+    sample_rate: int | None = None,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
     """16-bit PCM WAV clips as mono waveforms (B, S) in [-1, 1], zero-padded, with their mask (B, S); every
-    clip at one rate, or resampled (linear) to ``sample_rate``."""
-    files, labels, classes = _class_files(root, (".wav",))
+    clip at one rate, or resampled (linear) to ``sample_rate``. ``validation`` and ``test``: those parts'
+    folders, where given."""
+    files, labels, classes, given, where = _folder_parts(root, validation, test, (".wav",))
     clips = _read_all(files, read_wav)
     rates = {rate for _, rate in clips}
     if sample_rate is None and len(rates) > 1:
-        raise ValueError(f"the clips in {root} have sample rates {sorted(rates)}: pass sample_rate")
+        raise ValueError(f"the clips in {where} have sample rates {sorted(rates)}: pass sample_rate")
     waves = [resample(torch.from_numpy(samples), rate, sample_rate or rate) for samples, rate in clips]
     audio, mask = pad_sequences(waves)
-    return stratified_split(
-        Path(root).name, (audio, mask, torch.tensor(labels)), classes, f"audio from {root}", seed=seed
-    )
+    tensors = (audio, mask, torch.tensor(labels))
+    return stratified_split(Path(root).name, tensors, classes, f"audio from {where}", seed=seed, given=given)
 
 
-def text_folder(root: str | Path, *, max_length: int = 2048, seed: int = 0) -> Splits:
+def text_folder(
+    root: str | Path,
+    *,
+    max_length: int = 2048,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
     """UTF-8 text files, one example each, as byte ids [CLS] bytes [SEP] (B, L) with their mask; a file longer
-    than ``max_length`` tokens is an error (nothing is cut silently)."""
-    files, labels, classes = _class_files(root, (".txt",))
+    than ``max_length`` tokens is an error (nothing is cut silently). ``validation`` and ``test``: those parts'
+    folders, where given."""
+    files, labels, classes, given, where = _folder_parts(root, validation, test, (".txt",))
     texts = _read_all(files, lambda path: path.read_text(encoding="utf-8"))
     tokenizer, lengths = ByteTokenizer(), [len(t.encode("utf-8")) + 2 for t in texts]
     if max(lengths) > max_length:
         longest = files[int(np.argmax(lengths))]
         raise ValueError(f"{longest} has {max(lengths)} tokens, more than max_length={max_length}")
     ids, mask = tokenizer.batch(texts)
-    return stratified_split(
-        Path(root).name, (ids, mask, torch.tensor(labels)), classes, f"texts from {root}", seed=seed
-    )
+    tensors = (ids, mask, torch.tensor(labels))
+    return stratified_split(Path(root).name, tensors, classes, f"texts from {where}", seed=seed, given=given)
 
 
 def read_points(path: Path) -> np.ndarray:
@@ -184,10 +239,18 @@ def _vertices(lines: list[str], count: str) -> np.ndarray:
         raise ValueError(f"expected 3 numbers per point ({error})") from error
 
 
-def point_cloud_folder(root: str | Path, *, points: int = 512, seed: int = 0) -> Splits:
+def point_cloud_folder(
+    root: str | Path,
+    *,
+    points: int = 512,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
     """Point clouds (.npy (P, 3), ASCII .ply, .off) as (B, ``points``, 3): each cloud's points sampled without
-    replacement (seeded) and centred; a cloud with fewer points is an error."""
-    files, labels, classes = _class_files(root, (".npy", ".ply", ".off"))
+    replacement (seeded) and centred; a cloud with fewer points is an error. ``validation`` and ``test``: those
+    parts' folders, where given."""
+    files, labels, classes, given, where = _folder_parts(root, validation, test, (".npy", ".ply", ".off"))
     rng = np.random.default_rng(seed)
     clouds = []
     for path, cloud in zip(files, _read_all(files, read_points), strict=True):
@@ -196,13 +259,11 @@ def point_cloud_folder(root: str | Path, *, points: int = 512, seed: int = 0) ->
         chosen = cloud[rng.choice(len(cloud), points, replace=False)]
         clouds.append(chosen - chosen.mean(0))
     tensors = (torch.tensor(np.stack(clouds)), torch.tensor(labels))
-    return stratified_split(Path(root).name, tensors, classes, f"point clouds from {root}", seed=seed)
+    return stratified_split(Path(root).name, tensors, classes, f"point clouds from {where}", seed=seed, given=given)
 
 
-def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
-    """A CSV table, one example per row: every numeric column but ``label_column`` is one step of the series
-    (B, T, 1); the label column's distinct values are the classes."""
-    path = Path(path)
+def _csv_table(path: Path, label_column: str) -> tuple[np.ndarray, list[str]]:
+    """The numeric columns (N, T) of a CSV file, one row per example, and the ``label_column`` of each row."""
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; csv-series reads one CSV file")
     try:
@@ -223,20 +284,60 @@ def csv_series(path: str | Path, *, label_column: str, seed: int = 0) -> Splits:
     except ValueError as error:
         raise ValueError(f"{path}: every column but {label_column!r} must be numeric ({error})") from error
     _require_finite(values, f"{path}: data row")
-    classes = tuple(sorted({row[label_column] for row in rows}))
-    labels = torch.tensor([classes.index(row[label_column]) for row in rows])
-    return stratified_split(
-        path.stem, (torch.from_numpy(values)[..., None], labels), classes, f"series from {path}", seed=seed
-    )
+    return values, [row[label_column] for row in rows]
 
 
-def text_corpus(root: str | Path, *, length: int = 256, seed: int = 0) -> Splits:
+def csv_series(
+    path: str | Path,
+    *,
+    label_column: str,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
+    """A CSV table, one example per row: every numeric column but ``label_column`` is one step of the series
+    (B, T, 1); the label column's distinct values are the classes. ``validation`` and ``test``: those parts'
+    files (with the same columns), where given."""
+    path = Path(path)
+    files = {"train": path, "validation": validation, "test": test}
+    tables = {part: _csv_table(Path(where), label_column) for part, where in files.items() if where is not None}
+    classes = tuple(sorted(set(tables["train"][1])))
+    for part, (values, names) in tables.items():
+        if values.shape[1] != tables["train"][0].shape[1]:
+            raise ValueError(
+                f"the {part} file has {values.shape[1]} steps per row, {path} has {tables['train'][0].shape[1]}"
+            )
+        if unknown := sorted(set(names) - set(classes)):
+            raise ValueError(f"the {part} file has classes {path} lacks: {unknown} (its classes: {list(classes)})")
+    values = np.concatenate([values for values, _ in tables.values()])
+    labels = torch.tensor([classes.index(name) for _, names in tables.values() for name in names])
+    counts = [len(tables[part][1]) if part in tables else None for part in ("train", "validation", "test")]
+    given = None if len(tables) == 1 else (counts[0], counts[1], counts[2])
+    where = f"series from {_described(path, validation, test)}"
+    tensors = (torch.from_numpy(values)[..., None], labels)
+    return stratified_split(path.stem, tensors, classes, where, seed=seed, given=given)
+
+
+def text_corpus(
+    root: str | Path,
+    *,
+    length: int = 256,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
     """Every UTF-8 .txt file below ``root`` (sorted, recursively), for language modelling: each file's first
     90% for training, its next 5% for validation and its last 5% for test, read as
-    :class:`~omniperceiver.data.byte_stream.ByteWindows` of ``length`` bytes."""
-    files = sorted(Path(root).rglob("*.txt")) if Path(root).is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"{root} is not a folder holding .txt files")
-    data = _read_all(files, lambda path: path.read_text(encoding="utf-8").encode("utf-8"))
-    description = f"{len(files)} text files in {root}"
-    return byte_stream_splits(data, Path(root).name, description, length=length, seed=seed)
+    :class:`~omniperceiver.data.byte_stream.ByteWindows` of ``length`` bytes. ``validation`` and ``test``: the
+    folders of those parts, where given (all of their files), which are then not cut from ``root``'s."""
+
+    def texts(folder: str | Path) -> list[bytes]:
+        files = sorted(Path(folder).rglob("*.txt")) if Path(folder).is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"{folder} is not a folder holding .txt files")
+        return _read_all(files, lambda path: path.read_text(encoding="utf-8").encode("utf-8"))
+
+    data = texts(root)
+    given = {part: texts(folder) for part, folder in (("validation", validation), ("test", test)) if folder}
+    description = f"{len(data)} text files in {_described(root, validation, test)}"
+    return byte_stream_splits(data, Path(root).name, description, length=length, seed=seed, **given)

@@ -106,12 +106,34 @@ def stratified_split(
     description: str,
     *,
     seed: int = 0,
+    given: tuple[int, int | None, int | None] | None = None,
 ) -> Splits:
     """Split the rows of ``data`` (tensors, labels last, or a FileDataset) class by class, 70% train and the
     rest halved between validation and test, after a shuffle seeded by ``seed``: every part holds every class
-    in the same proportion, and the same seed always gives the same parts."""
+    in the same proportion, and the same seed always gives the same parts.
+
+    ``given``: the user gave some parts (their own validation or test folder): ``data``'s rows are the first
+    folder's, then the validation folder's, then the test folder's, ``given`` their counts (None: not given).
+    The given parts are used as they are; the missing ones are cut from the first folder's rows, stratified, in
+    the same 70:15:15 proportions."""
     dataset = data if isinstance(data, FileDataset) else TensorDataset(*data)
-    parts = [select(dataset, rows) for rows in stratified_rows(labels_of(dataset), seed=seed)]
+    labels = labels_of(dataset)
+    if given is None:
+        rows = stratified_rows(labels, seed=seed)
+    else:
+        first, validation, test = given
+        rest = 1 - TRAIN_FRACTION
+        train_share = 1.0 if validation is not None and test is not None else TRAIN_FRACTION / (1 - rest / 2)
+        cut = stratified_rows(labels[:first], seed=seed, fractions=(train_share, 1.0 if test is not None else 0.0))
+        after = first + (validation or 0)
+        rows = [
+            cut[0],
+            cut[1] if validation is None else torch.arange(first, after),
+            cut[2] if test is None else torch.arange(after, after + test),
+        ]
+        if len(rows[0]) == 0:
+            raise ValueError(f"{name}: no training examples left")
+    parts = [select(dataset, part) for part in rows]
     return Splits(name, *parts, classes=classes, description=description)
 
 

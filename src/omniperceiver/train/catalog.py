@@ -91,7 +91,7 @@ for _task in (
     ),
     SegmentationTask("pasted-shapes", "image, labelled per pixel", data.pasted_shapes, ImageInput()),
     _on_folder(DIGITS, "image-folder", data.image_folder),
-    _on_folder(SYNTHESIZED_DIGITS, "audio-folder", lambda path: data.wav_folder(path, sample_rate=SPEECH_RATE)),
+    _on_folder(SYNTHESIZED_DIGITS, "audio-folder", functools.partial(data.wav_folder, sample_rate=SPEECH_RATE)),
     _on_folder(FORTUNES, "text-folder", data.text_folder),
     _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
     _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),

@@ -120,7 +120,7 @@ def run_task(demo: DemoTask, output_dir: Path, quick: bool, overrides: Sequence[
     filled in by ``run_demo``, which has every result)."""
     recipe = load_recipe(demo.recipe, [*(demo.quick if quick else ()), *overrides])
     task = recipe.task
-    splits = task.splits(recipe.data_path)
+    splits = recipe.splits()
     metrics = train(recipe, output_dir / demo.recipe, overwrite=True, progress=progress)
     return DemoResult(
         task=demo.recipe,

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from omniperceiver.core.config import Config, build_config, typed_value
+from omniperceiver.data.splits import Splits
 from omniperceiver.train.catalog import get_task
 from omniperceiver.train.inputs import Input
 from omniperceiver.train.sections import TrainingSettings, ZooModel
@@ -19,13 +20,16 @@ from omniperceiver.train.tasks.base import Task
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """A dataset (a shipped one, or a folder task such as ``image-folder`` with the folder in ``data_path``),
+    """A dataset (a shipped one, or a folder task such as ``image-folder`` with the folder in ``data_path``, and
+    where the user has them their own validation and test parts in ``validation_path`` and ``test_path``),
     how its tensors reach the model (``input``, the task's typed section; none for tasks that read tokens
     themselves), the model (a trunk of the task's type, a :class:`ZooModel`, or none when ``init_from`` names an
     omniperceiver or transformers model directory or a run folder to start from) and the training settings."""
 
     dataset: str
     data_path: str | None = None
+    validation_path: str | None = None
+    test_path: str | None = None
     input: Input | None = None
     model: Config | ZooModel | None = None
     init_from: str | None = None
@@ -36,9 +40,16 @@ class Recipe:
         """The dataset's task, reading its input as this recipe says."""
         return dataclasses.replace(get_task(self.dataset), input=self.input)
 
+    def splits(self) -> Splits:
+        """The recipe's data, cut into its parts (the user's own validation and test parts where given)."""
+        return self.task.splits(self.data_path, self.validation_path, self.test_path)
+
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain YAML values; :func:`parse_recipe` reads it back."""
         data = {"dataset": self.dataset, "data_path": self.data_path}
+        for part in ("validation_path", "test_path"):
+            if getattr(self, part) is not None:
+                data[part] = getattr(self, part)
         if self.input is not None:
             data["input"] = dataclasses.asdict(self.input)
         if self.model is not None:
@@ -56,7 +67,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     sections are read as; every key and value is checked (an error names the key)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of recipe sections, got {type(data).__name__}")
-    known = ("dataset", "data_path", "input", "model", "init_from", "training")
+    known = ("dataset", "data_path", "validation_path", "test_path", "input", "model", "init_from", "training")
     for key in data:
         if key not in known:
             raise ValueError(f"{where}.{key}: unknown key; valid keys: {sorted(known)}")
@@ -64,6 +75,10 @@ def parse_recipe(data: Any, where: str) -> Recipe:
         raise ValueError(f"{where}.dataset: expected the name of a dataset, got {data.get('dataset')!r}")
     task = get_task(data["dataset"])
     data_path = typed_value(str | None, data.get("data_path"), f"{where}.data_path", named=False)
+    parts = {
+        part: typed_value(str | None, data.get(part), f"{where}.{part}", named=False)
+        for part in ("validation_path", "test_path")
+    }
     init_from = typed_value(str | None, data.get("init_from"), f"{where}.init_from", named=False)
     if task.input is None and data.get("input") is not None:
         raise ValueError(f"{where}.input: dataset {task.name!r} reads its tokens itself; remove the input section")
@@ -81,7 +96,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     elif init_from is None:
         model = _typed(task.trunk, model or {}, f"{where}.model")
     training = _typed(TrainingSettings, data.get("training") or {}, f"{where}.training")
-    return Recipe(task.name, data_path, section, model, init_from, training)
+    return Recipe(task.name, data_path, **parts, input=section, model=model, init_from=init_from, training=training)
 
 
 def _typed(cls: type[Config], data: Any, where: str) -> Config:

@@ -97,7 +97,7 @@ def train(
         _check_output(output_dir, recipe, resume=resume, overwrite=overwrite)
     s = recipe.training
     lightning.seed_everything(s.seed, workers=True, verbose=False)
-    splits = label_fraction(task.splits(recipe.data_path), s.label_fraction, seed=s.seed)
+    splits = label_fraction(recipe.splits(), s.label_fraction, seed=s.seed)
     model, origin = build_model(recipe, task, splits)
     splits = task.evaluation_splits(splits, model)
     module = task.module(model, task, s)
@@ -223,7 +223,7 @@ def evaluate(run_dir: str | Path, *, num_latents: int | None = None, progress: b
             raise ValueError(f"num_latents applies to Perceiver AR models; {run_dir} holds a {type(model).__name__}")
         model = model.with_num_latents(num_latents)
     module = task.module(model, task, recipe.training)
-    splits = task.evaluation_splits(task.splits(recipe.data_path), model)
+    splits = task.evaluation_splits(recipe.splits(), model)
     data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed, recipe.training.num_workers)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():

@@ -33,7 +33,8 @@ class Task:
     """A dataset and how one kind of task models it. ``input`` is the recipe's typed ``input:`` section (the
     registered default until a recipe sets it); ``tensors`` picks the dataset tensors it reads (default: all
     but the last, the targets); ``augment`` randomly alters a training batch of the dataset's tensors. A task
-    that ``reads_folder`` loads a user's folder named by the recipe's ``data_path``.
+    that ``reads_folder`` loads a user's folder named by the recipe's ``data_path`` (and its validation and test
+    parts from ``validation_path`` and ``test_path`` where given).
 
     A kind subclasses this and sets ``metric`` (its direction in ``lower_is_better``), ``module`` and the
     recipe's ``model`` section type ``trunk``."""
@@ -51,12 +52,18 @@ class Task:
     module: ClassVar[type[TaskModule]]
     trunk: ClassVar[type[Config]] = Trunk
 
-    def splits(self, data_path: str | None) -> Splits:
-        """The task's data: its dataset, or for a folder task the user's folder at ``data_path``."""
+    def splits(self, data_path: str | None, validation_path: str | None = None, test_path: str | None = None) -> Splits:
+        """The task's data: its dataset, or for a folder task the user's folder at ``data_path``, with the
+        user's own validation and test parts where ``validation_path`` or ``test_path`` give them (else they are
+        cut from ``data_path``'s data)."""
         if self.reads_folder != (data_path is not None):
             needs = "a folder: set data_path" if self.reads_folder else "no data_path (its data ships with it)"
             raise ValueError(f"dataset={self.name!r} takes {needs}; got data_path={data_path!r}")
-        return self.load(data_path) if self.reads_folder else self.load()
+        if not self.reads_folder:
+            if validation_path is not None or test_path is not None:
+                raise ValueError(f"dataset={self.name!r} ships its own splits: remove validation_path and test_path")
+            return self.load()
+        return self.load(data_path, validation=validation_path, test=test_path)
 
     def evaluation_splits(self, splits: Splits, model: nn.Module) -> Splits:
         """The splits as ``model`` is validated and tested on them (the same, but for tasks whose held-out
