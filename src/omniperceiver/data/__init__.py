@@ -1,6 +1,6 @@
 """Real datasets that load offline from installed packages, each with a fixed seeded split.
 
-Every loader returns :class:`Splits` (train / validation / test TensorDatasets, labels last). A missing
+Every loader returns :class:`Splits` (train / validation / test datasets, labels last). A missing
 package raises an ImportError naming the command that installs it.
 """
 
@@ -8,7 +8,6 @@ from omniperceiver.data.audio import spoken_digits
 from omniperceiver.data.audiovisual import audiovisual_digits
 from omniperceiver.data.flow import flow_pairs
 from omniperceiver.data.folders import (
-    csv_series,
     image_folder,
     point_cloud_folder,
     text_corpus,
@@ -18,6 +17,7 @@ from omniperceiver.data.folders import (
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.segmentation import pasted_shapes
+from omniperceiver.data.series import csv_series, japanese_vowels, series
 from omniperceiver.data.speech import synthesized_digits
 from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.data.text import fortunes, fortunes_corpus
@@ -31,9 +31,11 @@ __all__ = [
     "fortunes",
     "fortunes_corpus",
     "image_folder",
+    "japanese_vowels",
     "mnist",
     "pasted_shapes",
     "point_cloud_folder",
+    "series",
     "shapes",
     "spoken_digits",
     "stratified_split",

@@ -1,8 +1,7 @@
-"""A user's own data: one subfolder per class (images, WAV files, texts, point clouds) or a CSV table."""
+"""A user's own data: one subfolder per class (images, WAV files, texts, point clouds), or a text corpus."""
 
 from __future__ import annotations
 
-import csv
 import functools
 import wave
 from collections.abc import Callable
@@ -260,62 +259,6 @@ def point_cloud_folder(
         clouds.append(chosen - chosen.mean(0))
     tensors = (torch.tensor(np.stack(clouds)), torch.tensor(labels))
     return stratified_split(Path(root).name, tensors, classes, f"point clouds from {where}", seed=seed, given=given)
-
-
-def _csv_table(path: Path, label_column: str) -> tuple[np.ndarray, list[str]]:
-    """The numeric columns (N, T) of a CSV file, one row per example, and the ``label_column`` of each row."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a folder; csv-series reads one CSV file")
-    try:
-        with path.open(newline="", encoding="utf-8") as file:
-            rows = list(csv.DictReader(file))
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error})") from error
-    if not rows or label_column not in rows[0]:
-        columns = list(rows[0]) if rows else []
-        raise ValueError(f"{path} has no column {label_column!r}; its columns: {columns}")
-    for line, row in enumerate(rows, start=2):
-        if None in row or None in row.values():  # csv's marks of extra and of missing fields
-            more = "more" if None in row else "fewer"
-            raise ValueError(f"{path}, line {line}: {more} fields than the header's {len(rows[0]) - (None in rows[0])}")
-    steps = [c for c in rows[0] if c != label_column]
-    try:
-        values = np.array([[float(row[c]) for c in steps] for row in rows], dtype=np.float32)
-    except ValueError as error:
-        raise ValueError(f"{path}: every column but {label_column!r} must be numeric ({error})") from error
-    _require_finite(values, f"{path}: data row")
-    return values, [row[label_column] for row in rows]
-
-
-def csv_series(
-    path: str | Path,
-    *,
-    label_column: str,
-    seed: int = 0,
-    validation: str | Path | None = None,
-    test: str | Path | None = None,
-) -> Splits:
-    """A CSV table, one example per row: every numeric column but ``label_column`` is one step of the series
-    (B, T, 1); the label column's distinct values are the classes. ``validation`` and ``test``: those parts'
-    files (with the same columns), where given."""
-    path = Path(path)
-    files = {"train": path, "validation": validation, "test": test}
-    tables = {part: _csv_table(Path(where), label_column) for part, where in files.items() if where is not None}
-    classes = tuple(sorted(set(tables["train"][1])))
-    for part, (values, names) in tables.items():
-        if values.shape[1] != tables["train"][0].shape[1]:
-            raise ValueError(
-                f"the {part} file has {values.shape[1]} steps per row, {path} has {tables['train'][0].shape[1]}"
-            )
-        if unknown := sorted(set(names) - set(classes)):
-            raise ValueError(f"the {part} file has classes {path} lacks: {unknown} (its classes: {list(classes)})")
-    values = np.concatenate([values for values, _ in tables.values()])
-    labels = torch.tensor([classes.index(name) for _, names in tables.values() for name in names])
-    counts = [len(tables[part][1]) if part in tables else None for part in ("train", "validation", "test")]
-    given = None if len(tables) == 1 else (counts[0], counts[1], counts[2])
-    where = f"series from {_described(path, validation, test)}"
-    tensors = (torch.from_numpy(values)[..., None], labels)
-    return stratified_split(path.stem, tensors, classes, where, seed=seed, given=given)
 
 
 def text_corpus(

@@ -95,13 +95,9 @@ for _task in (
     _on_folder(FORTUNES, "text-folder", data.text_folder),
     _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
     _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
-    ClassificationTask(
-        "csv-series",
-        "series (CSV rows)",
-        functools.partial(data.csv_series, label_column="label"),
-        SequenceInput(),
-        reads_folder=True,
-    ),
+    ClassificationTask("csv-series", "series (CSV)", data.csv_series, SequenceInput(), reads_folder=True),
+    ClassificationTask("series", "series (.ts, .npz, .npy, CSV)", data.series, SequenceInput(), reads_folder=True),
+    ClassificationTask("japanese-vowels", "series (12 channels, 7-29 steps)", data.japanese_vowels, SequenceInput()),
     FlowTask("flow-pairs", "optical flow", data.flow_pairs, FlowInput()),
 ):
     register(_task)
