@@ -46,21 +46,21 @@ def test_wav_folder(tmp_path):
             clip.writeframes((np.ones(100 + 10 * i) * (1000 if label == "cat" else -1000)).astype(np.int16).tobytes())
 
     splits = data.wav_folder(class_folders(tmp_path / "audio", write))
-    audio, mask, _ = splits.train.tensors
+    audio, mask, _ = rows_of(splits.train)
     assert (
         audio.shape == mask.shape
         and audio.shape[1] == 190
         and torch.equal(mask.sum(1) >= 100, torch.ones(14, dtype=torch.bool))
     )
     assert torch.allclose(audio[mask].abs(), torch.tensor(1000 / 32768))
-    assert data.wav_folder(tmp_path / "audio", sample_rate=4000).train.tensors[0].shape[1] == 95
+    assert rows_of(data.wav_folder(tmp_path / "audio", sample_rate=4000).train)[0].shape[1] == 95
 
 
 def test_text_folder_refuses_to_cut_a_long_text(tmp_path):
     splits = data.text_folder(
         class_folders(tmp_path / "texts", lambda f, i, label: (f / f"{i}.txt").write_text(f"{label} {i}"))
     )
-    ids, mask, _ = splits.test.tensors
+    ids, mask, _ = rows_of(splits.test)
     assert ids.shape[1] == mask.shape[1] and splits.classes == ("cat", "dog")
     (tmp_path / "texts" / "cat" / "long.txt").write_text("x" * 100)
     with pytest.raises(ValueError, match=r"long\.txt has 102 tokens, more than max_length=50"):
@@ -85,7 +85,7 @@ def test_point_cloud_folder_reads_npy_ply_and_off(tmp_path):
             (folder / f"{i}.off").write_text(f"OFF\n{len(cloud)} 0 0\n{vertices}\n")
 
     splits = data.point_cloud_folder(class_folders(tmp_path / "clouds", write), points=32)
-    clouds, labels = splits.train.tensors
+    clouds, labels = rows_of(splits.train)
     assert clouds.shape[1:] == (32, 3) and clouds.mean(1).abs().max() < 1e-5
     assert (clouds[labels == 1].std() > 2 * clouds[labels == 0].std()).item()
     with pytest.raises(ValueError, match="fewer than points=64"):
@@ -118,7 +118,7 @@ def test_a_users_own_validation_and_test_folders_are_those_parts(tmp_path):
     class_folders(tmp_path / "validation", lambda f, i, label: write_text(f, 200 + i, label), count=3)
     cut = data.text_folder(tmp_path / "train", test=tmp_path / "test")
     assert cut.sizes() == (66, 14, 10) and "(test: " in cut.description  # 80 cut 70:15, the test folder's 10
-    ids, _, labels = cut.test.tensors
+    ids, _, labels = rows_of(cut.test)
     texts = {bytes((row[row > 5] - 6).tolist()).decode() for row in ids}  # (byte b is id b + 6)
     assert texts == {f"{label} {100 + i}" for label in ("cat", "dog") for i in range(5)}
     assert torch.equal(labels, torch.tensor([0] * 5 + [1] * 5))
@@ -148,9 +148,9 @@ def test_given_parts_of_images_series_and_corpora(tmp_path):
     assert series.sizes() == (32, 8, 3) and torch.equal(
         series.test.tensors[0][:, :, 0], torch.tensor([[1.0, 2], [3, 4], [5, 6]])
     )
-    (tmp_path / "short.csv").write_text("t0,label\n1,a\n")
-    with pytest.raises(ValueError, match=r"the test file has 1 steps per row, .*series.csv has 2"):
-        data.csv_series(tmp_path / "series.csv", label_column="label", test=tmp_path / "short.csv")
+    (tmp_path / "short.csv").write_text("t0,t1,label\n1,,a\n")
+    short = data.csv_series(tmp_path / "series.csv", label_column="label", test=tmp_path / "short.csv")
+    assert short.test.tensors[1].tolist() == [[True, False]]  # a shorter test series, masked
 
     for part, text in (("corpus", "training text\n" * 200), ("held-out", "held out\n" * 30)):
         (tmp_path / part).mkdir()

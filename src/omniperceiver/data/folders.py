@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import wave
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from torch import Tensor
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.byte_stream import byte_stream_splits
 from omniperceiver.data.file_dataset import FileDataset
-from omniperceiver.data.splits import Splits, pad_sequences, stratified_split
+from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
 
@@ -146,6 +147,19 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples.reshape(-1, channels).mean(1), rate
 
 
+def read_clip(path: Path, sample_rate: int | None, length: int) -> tuple[Tensor, Tensor]:
+    """A WAV file as a mono waveform (``length``,) resampled to ``sample_rate`` and zero-padded, and its mask."""
+    samples, rate = read_wav(path)
+    return _padded(resample(torch.from_numpy(samples), rate, sample_rate or rate), length)
+
+
+def _padded(values: Tensor, length: int) -> tuple[Tensor, Tensor]:
+    """``values`` (S, ...) zero-padded to (``length``, ...), and the mask (``length``,) of its own S."""
+    mask = torch.zeros(length, dtype=torch.bool)
+    mask[: len(values)] = True
+    return torch.nn.functional.pad(values, (0, 0) * (values.dim() - 1) + (0, length - len(values))), mask
+
+
 def wav_folder(
     root: str | Path,
     *,
@@ -154,18 +168,28 @@ def wav_folder(
     validation: str | Path | None = None,
     test: str | Path | None = None,
 ) -> Splits:
-    """16-bit PCM WAV clips as mono waveforms (B, S) in [-1, 1], zero-padded, with their mask (B, S); every
-    clip at one rate, or resampled (linear) to ``sample_rate``. ``validation`` and ``test``: those parts'
-    folders, where given."""
+    """16-bit PCM WAV clips as mono waveforms (B, S) in [-1, 1], zero-padded to the longest, with their mask
+    (B, S); every clip at one rate, or resampled (linear) to ``sample_rate``. Read per example
+    (:class:`FileDataset`); every clip is read once at the start, to check it and to know the longest.
+    ``validation`` and ``test``: those parts' folders, where given."""
     files, labels, classes, given, where = _folder_parts(root, validation, test, (".wav",))
-    clips = _read_all(files, read_wav)
-    rates = {rate for _, rate in clips}
-    if sample_rate is None and len(rates) > 1:
-        raise ValueError(f"the clips in {where} have sample rates {sorted(rates)}: pass sample_rate")
-    waves = [resample(torch.from_numpy(samples), rate, sample_rate or rate) for samples, rate in clips]
-    audio, mask = pad_sequences(waves)
-    tensors = (audio, mask, torch.tensor(labels))
-    return stratified_split(Path(root).name, tensors, classes, f"audio from {where}", seed=seed, given=given)
+
+    def rate_and_length(path: Path) -> tuple[int, int]:
+        samples, rate = read_wav(path)
+        return rate, resample(torch.from_numpy(samples), rate, sample_rate or rate).shape[-1]
+
+    rates, lengths = zip(*_read_all(files, rate_and_length), strict=True)
+    if sample_rate is None and len(set(rates)) > 1:
+        raise ValueError(f"the clips in {where} have sample rates {sorted(set(rates))}: pass sample_rate")
+    read = functools.partial(read_clip, sample_rate=sample_rate, length=max(lengths))
+    clips = FileDataset(files, torch.tensor(labels), read)
+    return stratified_split(Path(root).name, clips, classes, f"audio from {where}", seed=seed, given=given)
+
+
+def read_text(path: Path, length: int) -> tuple[Tensor, Tensor]:
+    """A UTF-8 text file as byte ids [CLS] bytes [SEP] padded with [PAD] to ``length``, and its mask."""
+    ids = torch.tensor(ByteTokenizer().encode(path.read_text(encoding="utf-8")), dtype=torch.long)
+    return _padded(ids, length)
 
 
 def text_folder(
@@ -176,18 +200,17 @@ def text_folder(
     validation: str | Path | None = None,
     test: str | Path | None = None,
 ) -> Splits:
-    """UTF-8 text files, one example each, as byte ids [CLS] bytes [SEP] (B, L) with their mask; a file longer
-    than ``max_length`` tokens is an error (nothing is cut silently). ``validation`` and ``test``: those parts'
-    folders, where given."""
+    """UTF-8 text files, one example each, as byte ids [CLS] bytes [SEP] (B, L) with their mask, padded to the
+    longest; a file longer than ``max_length`` tokens is an error (nothing is cut silently). Read per example
+    (:class:`FileDataset`); every file is read once at the start, to check it and to know the longest.
+    ``validation`` and ``test``: those parts' folders, where given."""
     files, labels, classes, given, where = _folder_parts(root, validation, test, (".txt",))
-    texts = _read_all(files, lambda path: path.read_text(encoding="utf-8"))
-    tokenizer, lengths = ByteTokenizer(), [len(t.encode("utf-8")) + 2 for t in texts]
+    lengths = _read_all(files, lambda path: len(path.read_text(encoding="utf-8").encode("utf-8")) + 2)
     if max(lengths) > max_length:
         longest = files[int(np.argmax(lengths))]
         raise ValueError(f"{longest} has {max(lengths)} tokens, more than max_length={max_length}")
-    ids, mask = tokenizer.batch(texts)
-    tensors = (ids, mask, torch.tensor(labels))
-    return stratified_split(Path(root).name, tensors, classes, f"texts from {where}", seed=seed, given=given)
+    texts = FileDataset(files, torch.tensor(labels), functools.partial(read_text, length=max(lengths)))
+    return stratified_split(Path(root).name, texts, classes, f"texts from {where}", seed=seed, given=given)
 
 
 def read_points(path: Path) -> np.ndarray:
@@ -238,6 +261,17 @@ def _vertices(lines: list[str], count: str) -> np.ndarray:
         raise ValueError(f"expected 3 numbers per point ({error})") from error
 
 
+def read_cloud(path: Path, points: int, seed: int) -> tuple[Tensor]:
+    """``points`` points of a cloud file sampled without replacement (seeded by ``seed`` and the file's class
+    folder and name, so that a file gives the same points wherever the folder lies) and centred (P, 3)."""
+    cloud = read_points(path)
+    if len(cloud) < points:
+        raise ValueError(f"{len(cloud)} points, fewer than points={points}")
+    rng = np.random.default_rng([seed, zlib.crc32(f"{path.parent.name}/{path.name}".encode())])
+    chosen = cloud[rng.choice(len(cloud), points, replace=False)]
+    return (torch.from_numpy(chosen - chosen.mean(0)),)
+
+
 def point_cloud_folder(
     root: str | Path,
     *,
@@ -247,18 +281,16 @@ def point_cloud_folder(
     test: str | Path | None = None,
 ) -> Splits:
     """Point clouds (.npy (P, 3), ASCII .ply, .off) as (B, ``points``, 3): each cloud's points sampled without
-    replacement (seeded) and centred; a cloud with fewer points is an error. ``validation`` and ``test``: those
-    parts' folders, where given."""
+    replacement (seeded, the same every epoch) and centred; a cloud with fewer points is an error. Read per
+    example (:class:`FileDataset`); every file is read once at the start, to check it. ``validation`` and
+    ``test``: those parts' folders, where given."""
     files, labels, classes, given, where = _folder_parts(root, validation, test, (".npy", ".ply", ".off"))
-    rng = np.random.default_rng(seed)
-    clouds = []
-    for path, cloud in zip(files, _read_all(files, read_points), strict=True):
-        if len(cloud) < points:
-            raise ValueError(f"{path} has {len(cloud)} points, fewer than points={points}")
-        chosen = cloud[rng.choice(len(cloud), points, replace=False)]
-        clouds.append(chosen - chosen.mean(0))
-    tensors = (torch.tensor(np.stack(clouds)), torch.tensor(labels))
-    return stratified_split(Path(root).name, tensors, classes, f"point clouds from {where}", seed=seed, given=given)
+    counts = _read_all(files, lambda path: len(read_points(path)))
+    if min(counts) < points:
+        fewest = int(np.argmin(counts))
+        raise ValueError(f"{files[fewest]} has {counts[fewest]} points, fewer than points={points}")
+    clouds = FileDataset(files, torch.tensor(labels), functools.partial(read_cloud, points=points, seed=seed))
+    return stratified_split(Path(root).name, clouds, classes, f"point clouds from {where}", seed=seed, given=given)
 
 
 def text_corpus(

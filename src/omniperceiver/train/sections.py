@@ -114,7 +114,7 @@ class TrainingSettings(Config):
     epoch that many batches of the shuffled training split (a new draw each epoch; 0: the whole split).
     ``label_fraction`` trains on that fraction of each class's training examples (drawn with ``seed``: learning
     from few labels); validation and test stay whole. ``num_workers`` worker processes per training process read
-    and decode the examples of datasets read from files (a folder of images); the order is the same with any
+    and decode the examples of datasets read from files (the folder datasets); the order is the same with any
     number."""
 
     epochs: int = 30
