@@ -1,9 +1,11 @@
 """The training engine: recipes are validated before anything runs; a recipe trains to a stated accuracy."""
 
+import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("lightning")
+from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.train import evaluate, load_recipe, train
 
 RECIPE = "digits"  # a shipped recipe, by name
@@ -63,6 +65,18 @@ def test_a_recipe_trains_on_a_users_image_folder(tmp_path):
     recipe.write_text(f"dataset: image-folder\ndata_path: {tmp_path / 'photos'}\ntraining: {training}\n")
     metrics = train(load_recipe(recipe), tmp_path / "run", progress=False)
     assert metrics["test_accuracy"] == 1.0
+    # images of another size join the folder: the recipe's data section resizes every image
+    Image.fromarray(np.full((12, 9, 3), 215, dtype=np.uint8)).save(tmp_path / "photos" / "bright" / "big.png")
+    with pytest.raises(ValueError, match=r"differ in size .* pass size"):
+        load_recipe(recipe).splits()
+    resized = load_recipe(recipe, ["data.size=[8, 8]", "training.epochs=1"])
+    assert rows_of(resized.splits().train)[0].shape[1:] == (8, 8, 3) and resized.to_dict()["data"] == {"size": [8, 8]}
+    with pytest.raises(
+        ValueError, match=r"mine.yaml.data.points: not an option of dataset 'image-folder'; its options: \['size'\]"
+    ):
+        load_recipe(recipe, ["data.points=3"])
+    with pytest.raises(ValueError, match=r"mine.yaml.data.size"):
+        load_recipe(recipe, ["data.size=8"])
     with pytest.raises(ValueError, match=r"dataset='image-folder' takes a folder: set data_path; got data_path=None"):
         train(load_recipe(recipe, ["data_path=null"]), tmp_path / "run2")
     with pytest.raises(ValueError, match=r"dataset='mnist' takes no data_path"):
@@ -96,7 +110,7 @@ def test_a_recipe_trains_on_a_users_csv_series(tmp_path):
     scored = evaluate(tmp_path / "official-run", progress=False)
     assert scored["test_accuracy"] == metrics["test_accuracy"] and scored["test_loss"] == metrics["test_loss"]
     with pytest.raises(
-        ValueError, match=r"dataset='digits' ships its own splits: remove validation_path and test_path"
+        ValueError, match=r"dataset='digits' ships its own splits: remove validation_path, test_path, data"
     ):
         load_recipe("digits", [f"test_path={tmp_path}"]).splits()
 

@@ -105,19 +105,20 @@ def typed_value(hint: Any, value: Any, where: str, *, named: bool) -> Any:
                 return typed_value(arg, value, where, named=named)
             except ValueError:
                 continue
-    elif origin is tuple and isinstance(value, list | tuple):
-        items = args[:1] * len(value) if args[1:] == (...,) else args
-        if len(items) == len(value):
+    elif origin is tuple:
+        items = args[:1] * len(value) if isinstance(value, list | tuple) and args[1:] == (...,) else args
+        if isinstance(value, list | tuple) and len(items) == len(value):
             pairs = enumerate(zip(items, value, strict=True))
             return tuple(typed_value(item, x, f"{where}[{i}]", named=named) for i, (item, x) in pairs)
-    elif origin is dict and isinstance(value, dict):
-        key_hint, value_hint = args
-        return {
-            typed_value(key_hint, k, f"{where} key {k!r}", named=named): typed_value(
-                value_hint, v, f"{where}.{k}", named=named
-            )
-            for k, v in value.items()
-        }
+    elif origin is dict:
+        if isinstance(value, dict):
+            key_hint, value_hint = args
+            return {
+                typed_value(key_hint, k, f"{where} key {k!r}", named=named): typed_value(
+                    value_hint, v, f"{where}.{k}", named=named
+                )
+                for k, v in value.items()
+            }
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

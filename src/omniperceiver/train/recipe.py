@@ -30,6 +30,7 @@ class Recipe:
     data_path: str | None = None
     validation_path: str | None = None
     test_path: str | None = None
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
     input: Input | None = None
     model: Config | ZooModel | None = None
     init_from: str | None = None
@@ -42,7 +43,7 @@ class Recipe:
 
     def splits(self) -> Splits:
         """The recipe's data, cut into its parts (the user's own validation and test parts where given)."""
-        return self.task.splits(self.data_path, self.validation_path, self.test_path)
+        return self.task.splits(self.data_path, self.validation_path, self.test_path, self.data)
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain YAML values; :func:`parse_recipe` reads it back."""
@@ -50,6 +51,8 @@ class Recipe:
         for part in ("validation_path", "test_path"):
             if getattr(self, part) is not None:
                 data[part] = getattr(self, part)
+        if self.data:
+            data["data"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.data.items()}
         if self.input is not None:
             data["input"] = dataclasses.asdict(self.input)
         if self.model is not None:
@@ -67,7 +70,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     sections are read as; every key and value is checked (an error names the key)."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping of recipe sections, got {type(data).__name__}")
-    known = ("dataset", "data_path", "validation_path", "test_path", "input", "model", "init_from", "training")
+    known = ("dataset", "data_path", "validation_path", "test_path", "data", "input", "model", "init_from", "training")
     for key in data:
         if key not in known:
             raise ValueError(f"{where}.{key}: unknown key; valid keys: {sorted(known)}")
@@ -79,6 +82,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
         part: typed_value(str | None, data.get(part), f"{where}.{part}", named=False)
         for part in ("validation_path", "test_path")
     }
+    parts["data"] = _data_options(task, data.get("data") or {}, f"{where}.data")
     init_from = typed_value(str | None, data.get("init_from"), f"{where}.init_from", named=False)
     if task.input is None and data.get("input") is not None:
         raise ValueError(f"{where}.input: dataset {task.name!r} reads its tokens itself; remove the input section")
@@ -97,6 +101,18 @@ def parse_recipe(data: Any, where: str) -> Recipe:
         model = _typed(task.trunk, model or {}, f"{where}.model")
     training = _typed(TrainingSettings, data.get("training") or {}, f"{where}.training")
     return Recipe(task.name, data_path, **parts, input=section, model=model, init_from=init_from, training=training)
+
+
+def _data_options(task: Task, options: Any, where: str) -> dict[str, Any]:
+    """The ``data:`` section: options of the task's loader, each checked against its type hint."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: expected a mapping of the loader's options, got {type(options).__name__}")
+    hints = task.data_options()
+    for key in options:
+        if key not in hints:
+            valid = sorted(hints) if hints else "none (its data ships with it)" if not task.reads_folder else "none"
+            raise ValueError(f"{where}.{key}: not an option of dataset {task.name!r}; its options: {valid}")
+    return {key: typed_value(hints[key], value, f"{where}.{key}", named=False) for key, value in options.items()}
 
 
 def _typed(cls: type[Config], data: Any, where: str) -> Config:

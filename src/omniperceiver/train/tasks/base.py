@@ -4,7 +4,10 @@ baseline, pictures and ``predict`` on files) and :class:`TaskModule` (its loss a
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -52,18 +55,36 @@ class Task:
     module: ClassVar[type[TaskModule]]
     trunk: ClassVar[type[Config]] = Trunk
 
-    def splits(self, data_path: str | None, validation_path: str | None = None, test_path: str | None = None) -> Splits:
+    def splits(
+        self,
+        data_path: str | None,
+        validation_path: str | None = None,
+        test_path: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Splits:
         """The task's data: its dataset, or for a folder task the user's folder at ``data_path``, with the
         user's own validation and test parts where ``validation_path`` or ``test_path`` give them (else they are
-        cut from ``data_path``'s data)."""
+        cut from ``data_path``'s data), read with the loader's ``options`` (see :meth:`data_options`)."""
         if self.reads_folder != (data_path is not None):
             needs = "a folder: set data_path" if self.reads_folder else "no data_path (its data ships with it)"
             raise ValueError(f"dataset={self.name!r} takes {needs}; got data_path={data_path!r}")
         if not self.reads_folder:
-            if validation_path is not None or test_path is not None:
-                raise ValueError(f"dataset={self.name!r} ships its own splits: remove validation_path and test_path")
+            if validation_path is not None or test_path is not None or options:
+                raise ValueError(f"dataset={self.name!r} ships its own splits: remove validation_path, test_path, data")
             return self.load()
-        return self.load(data_path, validation=validation_path, test=test_path)
+        return self.load(data_path, validation=validation_path, test=test_path, **(options or {}))
+
+    def data_options(self) -> dict[str, Any]:
+        """The options a folder task's loader takes from a recipe's ``data:`` section, and their type hints
+        (e.g. image-folder's ``size``); the data paths and the seed are set elsewhere."""
+        if not self.reads_folder:
+            return {}
+        load = self.load.func if isinstance(self.load, functools.partial) else self.load
+        bound = self.load.keywords if isinstance(self.load, functools.partial) else {}
+        hints = typing.get_type_hints(load)
+        parameters = inspect.signature(load).parameters.values()
+        fixed = {"seed", "validation", "test", *bound}
+        return {p.name: hints[p.name] for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in fixed}
 
     def evaluation_splits(self, splits: Splits, model: nn.Module) -> Splits:
         """The splits as ``model`` is validated and tested on them (the same, but for tasks whose held-out
