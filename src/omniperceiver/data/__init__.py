@@ -14,6 +14,7 @@ from omniperceiver.data.folders import (
     text_folder,
     wav_folder,
 )
+from omniperceiver.data.hf import hf_image_folder, hf_table
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.segmentation import pasted_shapes
@@ -30,6 +31,8 @@ __all__ = [
     "flow_pairs",
     "fortunes",
     "fortunes_corpus",
+    "hf_image_folder",
+    "hf_table",
     "image_folder",
     "japanese_vowels",
     "mnist",

@@ -1,0 +1,45 @@
+"""Local files through Hugging Face datasets (memory-mapped, offline), read per example like a folder."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from omniperceiver import data
+from omniperceiver.data.file_dataset import rows_of
+from omniperceiver.train.loaders import SplitsData
+
+pytest.importorskip("datasets")
+
+
+def test_an_imagefolder_keeps_its_own_test_folder_and_reads_per_example(tmp_path):
+    for split, count in (("train", 20), ("test", 3)):
+        for label, level in (("cat", 30), ("dog", 200)):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.full((6, 5, 3), level + i, dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / label / f"{i}.png")
+    splits = data.hf_image_folder(tmp_path)
+    assert splits.sizes() == (32, 8, 6) and splits.classes == ("cat", "dog")  # 40 cut 70:15, the test folder's 6
+    images, labels = rows_of(splits.test)
+    assert images.shape == (6, 6, 5, 3) and torch.equal(images.mean((1, 2, 3)) > 0.5, labels == 1)
+    assert sorted(round(v * 255) for v in images[:, 0, 0, 0].tolist()) == [30, 31, 32, 200, 201, 202]
+    batches = [list(SplitsData(splits, 8, 0, workers).train_dataloader()) for workers in (0, 2)]
+    assert all(torch.equal(a, b) for x, y in zip(*batches, strict=True) for a, b in zip(x, y, strict=True))
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "train" / "cat" / "small.png")
+    with pytest.raises(ValueError, match="differ in size"):
+        data.hf_image_folder(tmp_path)
+    assert rows_of(data.hf_image_folder(tmp_path, size=(4, 4)).train, 1)[0].shape == (1, 4, 4, 3)
+
+
+def test_a_table_gives_one_series_per_row_and_keeps_a_given_test_table(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    rows = [{"t0": float(i), "t1": float(-i), "label": "ab"[i % 2]} for i in range(40)]
+    pandas.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
+    (tmp_path / "test.csv").write_text("t0,t1,label\n1.5,2.5,b\n")
+    splits = data.hf_table(tmp_path / "train.parquet", test=tmp_path / "test.csv")
+    values, labels = rows_of(splits.test)
+    assert splits.sizes() == (32, 8, 1) and values.tolist() == [[[1.5], [2.5]]] and labels.tolist() == [1]
+    (tmp_path / "words.csv").write_text("t0,word,label\n1,x,a\n2,y,b\n")
+    with pytest.raises(ValueError, match=r"columns \['word'\] are not numeric"):
+        data.hf_table(tmp_path / "words.csv")
