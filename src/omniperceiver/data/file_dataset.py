@@ -12,16 +12,17 @@ from torch.utils.data import Dataset
 
 from omniperceiver.errors import one_line
 
-Read = Callable[[Path], tuple[Tensor, ...]]  # a file -> the example's tensors (its label left out)
+Read = Callable[[Path | int], tuple[Tensor, ...]]  # a file -> the example's tensors (its label left out)
 
 
 class FileDataset(Dataset):
-    """Rows (``read(file)``..., label) of ``files`` and their ``labels`` (N,): each file is read and decoded
-    when its row is asked for, in the DataLoader's worker processes where it has them, so that memory holds the
-    paths and the labels, not the examples. ``read`` is a module-level function (or a partial of one), so that
-    it reaches worker processes. A file that cannot be read is a ValueError naming it."""
+    """Rows (``read(file)``..., label) of ``files`` and their ``labels`` (N,): each file (a path, or a row
+    number of a memory-mapped table that ``read`` holds) is read and decoded when its row is asked for, in the
+    DataLoader's worker processes where it has them, so that memory holds the paths and the labels, not the
+    examples. ``read`` is a module-level function (or a partial of one), so that it reaches worker processes.
+    A file that cannot be read is a ValueError naming it."""
 
-    def __init__(self, files: Sequence[Path], labels: Tensor, read: Read) -> None:
+    def __init__(self, files: Sequence[Path | int], labels: Tensor, read: Read) -> None:
         if len(files) != len(labels):
             raise ValueError(f"{len(files)} files but {len(labels)} labels")
         self.files, self.labels, self.read = list(files), labels, read
