@@ -151,6 +151,14 @@ def main() -> None:
         f"{args.images:,} images of {args.side}x{args.side} ({decoded_gb:.1f} GB as float32 tensors), "
         f"torch {torch.__version__}, {len(os.sched_getaffinity(0))} cores"
     )
+    from omniperceiver.core.kernels.calibration import gemm_gflops
+    from omniperceiver.core.kernels.policy import device_kind
+
+    cpu = torch.device("cpu")
+    rates = ", ".join(
+        f"{name} {gemm_gflops(cpu, dtype):.0f}" for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    )
+    print(f"machine: {device_kind(cpu)}; (256, 1024) x (1024, 1024) GEMM GFLOP/s: {rates}")
     rows = {
         ("tenth", 2): run(args.folder / "tenth", 2),
         ("whole", 2): run(args.folder / "whole", 2),

@@ -43,3 +43,8 @@ def test_a_table_gives_one_series_per_row_and_keeps_a_given_test_table(tmp_path)
     (tmp_path / "words.csv").write_text("t0,word,label\n1,x,a\n2,y,b\n")
     with pytest.raises(ValueError, match=r"columns \['word'\] are not numeric"):
         data.hf_table(tmp_path / "words.csv")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not a table")
+    with pytest.raises(ValueError, match=r"cannot read .*broken.parquet: "):
+        data.hf_table(tmp_path / "broken.parquet")
+    with pytest.raises(FileNotFoundError, match=r"gone.csv does not exist"):
+        data.hf_table(tmp_path / "train.parquet", test=tmp_path / "gone.csv")

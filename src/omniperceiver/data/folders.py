@@ -7,6 +7,7 @@ import wave
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -84,8 +85,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
-def image_shape(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file as :func:`~omniperceiver.media.load_image` returns it, from its header alone."""
+def image_shape(path: Path | BinaryIO) -> tuple[int, int]:
+    """(H, W) of an image file (or its bytes) as :func:`~omniperceiver.media.load_image` returns it, from its
+    header alone."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -97,8 +99,8 @@ def image_shape(path: Path) -> tuple[int, int]:
     return (width, height) if transposed else (height, width)
 
 
-def read_image(path: Path, size: tuple[int, int] | None = None) -> tuple[Tensor]:
-    """An image file as (H, W, 3) in [0, 1], resized (bilinear) to ``size`` where it has another."""
+def read_image(path: Path | BinaryIO, size: tuple[int, int] | None = None) -> tuple[Tensor]:
+    """An image file (or its bytes) as (H, W, 3) in [0, 1], resized (bilinear) to ``size`` where it has another."""
     from omniperceiver.media import load_image
 
     image = torch.from_numpy(load_image(path)).float() / 255

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
 from omniperceiver.data.file_dataset import FileDataset
-from omniperceiver.data.splits import Splits, require_module, stratified_split
+from omniperceiver.data.folders import image_shape, read_image
+from omniperceiver.data.splits import Splits, indexed_labels, require_module, stratified_split
+from omniperceiver.errors import one_line
 
 TABLES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 SPLIT_NAMES = {"validation": ("validation", "valid", "val"), "test": ("test",)}  # what datasets calls the parts
@@ -32,16 +32,18 @@ def _datasets() -> Any:
     """The ``datasets`` library, without its progress bars (its packaged builders read local files offline)."""
     library = require_module("datasets", INSTALL)
     library.disable_progress_bars()
-    library.logging.set_verbosity_error()
+    library.logging.set_verbosity(library.logging.CRITICAL)  # (its errors reach the user as ours, one line)
     return library
 
 
+def _source(cell: dict) -> str | io.BytesIO:
+    """Where the bytes of an undecoded image cell are: its file, or the cell itself."""
+    return cell["path"] if cell["bytes"] is None else io.BytesIO(cell["bytes"])
+
+
 def read_image_row(row: int, table: Any, size: tuple[int, int] | None) -> tuple[Tensor]:
-    """Row ``row`` of an imagefolder table as (H, W, 3) in [0, 1], resized (bilinear) to ``size``."""
-    image = torch.from_numpy(np.array(table[row]["image"].convert("RGB"))).float() / 255
-    if size is not None and tuple(image.shape[:2]) != tuple(size):
-        image = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="bilinear")[0].permute(1, 2, 0)
-    return (image,)
+    """Row ``row`` of an imagefolder table (undecoded images) as a folder's image is read (:func:`read_image`)."""
+    return read_image(_source(table[row]["image"]), size)
 
 
 def read_table_row(row: int, table: Any, columns: tuple[str, ...]) -> tuple[Tensor]:
@@ -63,17 +65,19 @@ def _parts(load: Any, path: Path, validation: Path | None, test: Path | None) ->
     return tables
 
 
+def _reading(where: Path, call: Callable[[], Any]) -> Any:
+    """``call()``, a ``datasets`` load of ``where``; whatever fails there is a ValueError naming ``where``."""
+    try:
+        return call()
+    except Exception as error:  # (pyarrow's, datasets' DatasetGenerationError, ...)
+        raise ValueError(f"cannot read {where}: {one_line(error)}") from error
+
+
 def _split(name: str, tables: dict[str, Any], labels: dict[str, list[str]], read: Any, what: str, seed: int) -> Splits:
     """Splits of ``tables`` (their label columns removed) with the labels named in ``labels``."""
-    classes = tuple(sorted(set(labels["train"])))
-    for part, names in labels.items():
-        if unknown := sorted(set(names) - set(classes)):
-            raise ValueError(f"the {part} part has classes the training part lacks: {unknown}")
+    classes, indices, given = indexed_labels(labels)
     table = _datasets().concatenate_datasets(list(tables.values()))
-    indices = torch.tensor([classes.index(label) for part in tables for label in labels[part]])
     rows = FileDataset(list(range(len(table))), indices, functools.partial(read, table=table))
-    counts = [len(tables[part]) if part in tables else None for part in ("train", "validation", "test")]
-    given = None if len(tables) == 1 else (counts[0], counts[1], counts[2])
     parts = ", ".join(f"{part} {len(t):,}" for part, t in tables.items())
     return stratified_split(name, rows, classes, f"{what} ({parts})", seed=seed, given=given)
 
@@ -94,7 +98,7 @@ def hf_image_folder(
         raise FileNotFoundError(f"{root} is not a folder")
 
     def load(folder: Path) -> Any:
-        return library.load_dataset("imagefolder", data_dir=str(folder))
+        return _reading(folder, lambda: library.load_dataset("imagefolder", data_dir=str(folder)))
 
     tables = _parts(load, root, Path(validation) if validation else None, Path(test) if test else None)
     labels = {}
@@ -103,14 +107,14 @@ def hf_image_folder(
         if feature is None or not hasattr(feature, "names"):
             raise ValueError(f"the {part} part of {root} has no class folders (a subfolder per class)")
         labels[part] = [feature.names[i] for i in table["label"]]
-        tables[part] = table.remove_columns("label")
+        tables[part] = table.remove_columns("label").cast_column("image", library.Image(decode=False))
     if size is None:
         shapes = set()
-        for table in tables.values():
-            for image in table.cast_column("image", library.Image(decode=False))["image"]:
-                source = image["path"] if image["bytes"] is None else io.BytesIO(image["bytes"])
-                with Image.open(source) as opened:
-                    shapes.add(opened.size[::-1])
+        for cell in (cell for table in tables.values() for cell in table["image"]):
+            try:
+                shapes.add(image_shape(_source(cell)))
+            except (OSError, ValueError) as error:
+                raise ValueError(f"cannot read {cell['path'] or 'an image'}: {one_line(error)}") from error
         if len(shapes) > 1:
             raise ValueError(f"the images in {root} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
     read = functools.partial(read_image_row, size=size)
@@ -130,9 +134,12 @@ def hf_table(
     path = Path(path)
 
     def load(file: Path) -> Any:
-        if not file.is_file() or file.suffix.lower() not in TABLES:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} does not exist")
+        if file.suffix.lower() not in TABLES:
             raise ValueError(f"{file}: expected a {', '.join(sorted(TABLES))} file")
-        return library.load_dataset(TABLES[file.suffix.lower()], data_files={"train": str(file)})
+        builder = TABLES[file.suffix.lower()]
+        return _reading(file, lambda: library.load_dataset(builder, data_files={"train": str(file)}))
 
     tables = _parts(load, path, Path(validation) if validation else None, Path(test) if test else None)
     columns = None

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omniperceiver.data.splits import Splits, package_file, pad_sequences, stratified_split
+from omniperceiver.data.splits import Splits, indexed_labels, package_file, pad_sequences, stratified_split
 
 Series = tuple[list[np.ndarray], list[str]]  # arrays (T_i, C) and their labels
 
@@ -152,18 +152,12 @@ def series(
     part's labels, sorted."""
     parts = {"train": path, "validation": validation, "test": test}
     read = {part: read_series(where, label_column=label_column) for part, where in parts.items() if where is not None}
-    classes = tuple(sorted(set(read["train"][1])))
     channels = {array.shape[1] for arrays, _ in read.values() for array in arrays}
     if len(channels) > 1:
         raise ValueError(f"the series of {path} differ in their number of channels: {sorted(channels)}")
-    for part, (_, labels) in read.items():
-        if unknown := sorted(set(labels) - set(classes)):
-            raise ValueError(f"the {part} part has classes the training part lacks: {unknown}")
+    classes, labels, given = indexed_labels({part: names for part, (_, names) in read.items()})
     arrays = [torch.from_numpy(array) for arrays, _ in read.values() for array in arrays]
     values, mask = pad_sequences(arrays)
-    labels = torch.tensor([classes.index(label) for _, names in read.values() for label in names])
-    counts = [len(read[part][1]) if part in read else None for part in parts]
-    given = None if len(read) == 1 else (counts[0], counts[1], counts[2])
     where = ", ".join(f"{part}: {Path(parts[part]).name}" for part in read)
     lengths = mask.sum(1)
     description = (

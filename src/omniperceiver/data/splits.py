@@ -137,6 +137,20 @@ def stratified_split(
     return Splits(name, *parts, classes=classes, description=description)
 
 
+def indexed_labels(names: dict[str, list[str]]) -> tuple[tuple[str, ...], Tensor, tuple | None]:
+    """For each row's class name of the parts "train" (first), "validation" and "test" (where given): the
+    classes (the training part's, sorted), every row's class index in part order, and the row counts that
+    :func:`stratified_split` takes as ``given`` (None: the training part alone). A class the training part lacks
+    is an error naming the part."""
+    classes = tuple(sorted(set(names["train"])))
+    for part, labels in names.items():
+        if unknown := sorted(set(labels) - set(classes)):
+            raise ValueError(f"the {part} part has classes the training part lacks: {unknown}")
+    indices = torch.tensor([classes.index(label) for labels in names.values() for label in labels])
+    counts = [len(names[part]) if part in names else None for part in ("train", "validation", "test")]
+    return classes, indices, None if len(names) == 1 else (counts[0], counts[1], counts[2])
+
+
 def label_fraction(splits: Splits, fraction: float, *, seed: int = 0) -> Splits:
     """``splits`` whose training part keeps a seeded ``fraction`` of each class's examples (at least one of
     each), as when only a few labels are known; validation and test stay whole."""
