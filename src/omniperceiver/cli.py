@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   omniperceiver predict models/language --text 'Paris is the [MASK*7] of France.'
   omniperceiver train mnist                               train and test a shipped recipe
   omniperceiver evaluate runs/mnist                       test metrics of a trained run
+  omniperceiver shards my_images.yaml shards/             a recipe's folder as WebDataset shards
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
   omniperceiver reproduce --list                          the seed's tables this reproduces
@@ -234,6 +235,25 @@ def train(args: argparse.Namespace) -> None:
     metrics = run(recipe, output, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     if rank_zero_only.rank == 0:  # one line, not one per process
         print(f"{recipe.dataset}: {_metrics(metrics)}; run folder {output}")
+
+
+def shards(args: argparse.Namespace) -> None:
+    """Write a recipe's data parts (a folder, as the recipe reads it) as WebDataset shards."""
+    from tqdm import tqdm
+
+    from omniperceiver.data.shards import write_shards
+    from omniperceiver.train import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.data_path is None:
+        raise ValueError(f"shards are written from a folder: recipe {args.recipe} reads dataset {recipe.dataset!r}")
+    splits = recipe.splits()
+    output = output_folder(args.output)
+    with tqdm(total=sum(splits.sizes()), desc="writing shards", unit=" samples", disable=args.quiet) as bar:
+        write_shards(splits, recipe.dataset, output, per_shard=args.per_shard, progress=bar.update)
+    counts = ", ".join(f"{part} {n:,}" for part, n in zip(("train", "validation", "test"), splits.sizes(), strict=True))
+    print(f"{recipe.data_path} -> {output}: {counts} samples, {len(list(output.glob('*.tar')))} shards")
+    print(f"train on them: omniperceiver train {args.recipe} data_path={output}")
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -444,6 +464,22 @@ def _parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--overwrite", action="store_true", help="replace the run in the run folder")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     train_parser.set_defaults(run=train)
+    shards_parser = command(
+        "shards",
+        "write a recipe's folder as WebDataset shards",
+        "Write the train, validation and test parts of a recipe's folder (data_path, split as the recipe splits\n"
+        "it, its data: options applied when read) as tar shards in the WebDataset format, with shards.json.\n"
+        "A recipe whose data_path is the shard folder trains on them: each process and each of its\n"
+        "training.num_workers workers reads its own shards, so write at least processes x workers shards.",
+        "omniperceiver shards my_images.yaml shards/my_images --per-shard 1000\n"
+        "  omniperceiver train my_images.yaml data_path=shards/my_images training.num_workers=2",
+    )
+    shards_parser.add_argument("recipe", metavar="RECIPE", help="a recipe whose data_path is a folder")
+    shards_parser.add_argument("output", metavar="OUT", help="the shard folder to write")
+    shards_parser.add_argument("overrides", metavar="KEY=VALUE", nargs="*", help="e.g. data_path=images/")
+    shards_parser.add_argument("--per-shard", type=at_least(1), default=1000, help="samples per shard (1000)")
+    shards_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    shards_parser.set_defaults(run=shards)
     evaluate_parser = command(
         "evaluate",
         "test metrics of a trained run folder",

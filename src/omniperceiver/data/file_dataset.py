@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import wave
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from omniperceiver.errors import one_line
 
@@ -45,9 +46,12 @@ class FileDataset(Dataset):
 
 def rows_of(dataset: Dataset, count: int | None = None) -> tuple[Tensor, ...]:
     """The first ``count`` rows of ``dataset`` (all: None) as stacked tensors: a TensorDataset's own tensors,
-    or a FileDataset's files read and stacked (what shapes and baselines are made from)."""
+    or a FileDataset's files (a stream's samples) read and stacked (what shapes and baselines are made from)."""
     tensors = getattr(dataset, "tensors", None)
     if tensors is not None:
         return tuple(t[:count] for t in tensors)
-    rows = [dataset[i] for i in range(len(dataset) if count is None else min(count, len(dataset)))]
+    if isinstance(dataset, IterableDataset):  # (a stream: its first rows)
+        rows = list(itertools.islice(dataset, count))
+    else:
+        rows = [dataset[i] for i in range(len(dataset) if count is None else min(count, len(dataset)))]
     return tuple(torch.stack(column) for column in zip(*rows, strict=True))

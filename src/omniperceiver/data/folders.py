@@ -6,7 +6,7 @@ import functools
 import wave
 import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 import numpy as np
@@ -42,6 +42,17 @@ def _class_files(
     if len(classes) < 2 or not files:
         raise ValueError(f"{root} needs a subfolder per class (2 or more) holding {'/'.join(suffixes)} files")
     return files, labels, classes
+
+
+Source = Path | BinaryIO  # a file, or its bytes opened (named by their ``name``, "CLASS/FILE", as in shards)
+
+
+def _name(source: Source) -> PurePath:
+    return source if isinstance(source, Path) else PurePath(source.name)
+
+
+def _contents(source: Source) -> bytes:
+    return source.read_bytes() if isinstance(source, Path) else source.read()
 
 
 Parts = tuple[int, int | None, int | None] | None  # the row counts of the folders given (see stratified_split)
@@ -129,11 +140,11 @@ def image_folder(
     return stratified_split(Path(root).name, images, classes, f"images from {where}", seed=seed, given=given)
 
 
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
+def read_wav(path: Source) -> tuple[np.ndarray, int]:
     """Mono samples (S,) in [-1, 1) and the rate; a clip without samples or shorter than its header says is
     an error."""
     try:
-        with wave.open(str(path)) as clip:
+        with wave.open(str(path) if isinstance(path, Path) else path) as clip:
             if clip.getsampwidth() != 2:
                 raise ValueError(f"only 16-bit PCM WAV is read, this one has {8 * clip.getsampwidth()}-bit samples")
             frames, channels, rate = clip.getnframes(), clip.getnchannels(), clip.getframerate()
@@ -149,7 +160,7 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples.reshape(-1, channels).mean(1), rate
 
 
-def read_clip(path: Path, sample_rate: int | None, length: int) -> tuple[Tensor, Tensor]:
+def read_clip(path: Source, sample_rate: int | None, length: int) -> tuple[Tensor, Tensor]:
     """A WAV file as a mono waveform (``length``,) resampled to ``sample_rate`` and zero-padded, and its mask."""
     samples, rate = read_wav(path)
     return _padded(resample(torch.from_numpy(samples), rate, sample_rate or rate), length)
@@ -188,9 +199,9 @@ def wav_folder(
     return stratified_split(Path(root).name, clips, classes, f"audio from {where}", seed=seed, given=given)
 
 
-def read_text(path: Path, length: int) -> tuple[Tensor, Tensor]:
+def read_text(path: Source, length: int) -> tuple[Tensor, Tensor]:
     """A UTF-8 text file as byte ids [CLS] bytes [SEP] padded with [PAD] to ``length``, and its mask."""
-    ids = torch.tensor(ByteTokenizer().encode(path.read_text(encoding="utf-8")), dtype=torch.long)
+    ids = torch.tensor(ByteTokenizer().encode(_contents(path).decode("utf-8")), dtype=torch.long)
     return _padded(ids, length)
 
 
@@ -215,13 +226,14 @@ def text_folder(
     return stratified_split(Path(root).name, texts, classes, f"texts from {where}", seed=seed, given=given)
 
 
-def read_points(path: Path) -> np.ndarray:
+def read_points(path: Source) -> np.ndarray:
     """(P, 3) points of a .npy array, an ASCII .ply or an .off file."""
-    suffix = path.suffix.lower()
+    suffix = _name(path).suffix.lower()
     if suffix == ".npy":
         points = np.load(path, allow_pickle=False)
     else:
-        lines = [line.strip() for line in path.read_text().splitlines() if line.strip() and line[0] != "#"]
+        text = _contents(path).decode("utf-8")
+        lines = [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
         if suffix == ".off":
             if not lines or lines[0].split()[0] != "OFF":
                 raise ValueError("an .off file starts with OFF")
@@ -263,13 +275,13 @@ def _vertices(lines: list[str], count: str) -> np.ndarray:
         raise ValueError(f"expected 3 numbers per point ({error})") from error
 
 
-def read_cloud(path: Path, points: int, seed: int) -> tuple[Tensor]:
+def read_cloud(path: Source, points: int, seed: int) -> tuple[Tensor]:
     """``points`` points of a cloud file sampled without replacement (seeded by ``seed`` and the file's class
     folder and name, so that a file gives the same points wherever the folder lies) and centred (P, 3)."""
-    cloud = read_points(path)
+    cloud, name = read_points(path), _name(path)
     if len(cloud) < points:
         raise ValueError(f"{len(cloud)} points, fewer than points={points}")
-    rng = np.random.default_rng([seed, zlib.crc32(f"{path.parent.name}/{path.name}".encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(f"{name.parent.name}/{name.name}".encode())])
     chosen = cloud[rng.choice(len(cloud), points, replace=False)]
     return (torch.from_numpy(chosen - chosen.mean(0)),)
 

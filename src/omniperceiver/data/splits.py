@@ -10,7 +10,7 @@ from types import ModuleType
 
 import torch
 from torch import Tensor
-from torch.utils.data import TensorDataset
+from torch.utils.data import IterableDataset, TensorDataset
 
 from omniperceiver.data.file_dataset import FileDataset
 
@@ -50,14 +50,14 @@ def pad_sequences(sequences: list[Tensor]) -> tuple[Tensor, Tensor]:
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
-    """A dataset cut once into train, validation and test parts (TensorDatasets, or FileDatasets read per row,
-    whose rows' last tensor holds the targets: integer labels, or flow fields), with the class names (none for
-    regression) and a line describing the data."""
+    """A dataset cut once into train, validation and test parts (TensorDatasets, FileDatasets read per row, or
+    streams of shards, whose rows' last tensor holds the targets: integer labels, or flow fields), with the
+    class names (none for regression) and a line describing the data."""
 
     name: str
-    train: TensorDataset | FileDataset
-    validation: TensorDataset | FileDataset
-    test: TensorDataset | FileDataset
+    train: TensorDataset | FileDataset | IterableDataset
+    validation: TensorDataset | FileDataset | IterableDataset
+    test: TensorDataset | FileDataset | IterableDataset
     classes: tuple[str, ...]
     description: str
 

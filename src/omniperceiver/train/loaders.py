@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from omniperceiver.data.file_dataset import FileDataset
+from omniperceiver.data.shards import ShardShare, ShardStream
 from omniperceiver.data.splits import Splits
 
 
@@ -60,9 +61,24 @@ class EpochSampler(Sampler[int]):
         yield from order[: self.used][self.rank :: self.replicas][self.skip :].tolist()
 
 
+class EpochLoader(DataLoader):
+    """A DataLoader over a :class:`ShardShare` that tells it the trainer's epoch each time an epoch starts
+    reading it (Lightning tells samplers, and a stream has none), before its worker processes copy it."""
+
+    def __init__(self, share: ShardShare, trainer: lightning.Trainer | None, num_workers: int) -> None:
+        super().__init__(share, batch_size=None, num_workers=num_workers)
+        self.trainer = trainer
+
+    def __iter__(self):
+        if self.trainer is not None:
+            self.dataset.set_epoch(self.trainer.current_epoch)
+        return super().__iter__()
+
+
 class SplitsData(lightning.LightningDataModule):
     """Loaders over a dataset's splits with a global ``batch_size`` shared by the trainer's processes; datasets
-    read from files are read by ``num_workers`` worker processes (the sampler, and so the order, stays here)."""
+    read from files are read by ``num_workers`` worker processes (the sampler, and so the order, stays here);
+    shards (:class:`ShardStream`) are split over the processes and their workers by :class:`ShardShare`."""
 
     def __init__(self, splits: Splits, batch_size: int, seed: int, num_workers: int = 0) -> None:
         super().__init__()
@@ -72,6 +88,8 @@ class SplitsData(lightning.LightningDataModule):
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if isinstance(dataset, ShardStream):
+            return self._stream_loader(dataset, shuffle, rank, replicas)
         sampler = EpochSampler(
             len(dataset),
             shuffle=shuffle,
@@ -86,6 +104,16 @@ class SplitsData(lightning.LightningDataModule):
             self.resume = None
         workers = self.num_workers if isinstance(dataset, FileDataset) else 0  # (tensors in memory need none)
         return DataLoader(dataset, batch_size=self.batch_size // replicas, sampler=sampler, num_workers=workers)
+
+    def _stream_loader(self, stream: ShardStream, shuffle: bool, rank: int, replicas: int) -> DataLoader:
+        batch = self.batch_size // replicas
+        share = ShardShare(
+            stream, batch=batch, rank=rank, replicas=replicas, workers=self.num_workers, shuffle=shuffle, seed=self.seed
+        )
+        if shuffle and self.resume is not None:
+            share.epoch, share.skip = self.resume["epoch"], self.resume["batches"]
+            self.resume = None
+        return EpochLoader(share, self.trainer, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.splits.train, shuffle=True)

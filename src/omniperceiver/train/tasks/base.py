@@ -21,6 +21,7 @@ from torch.optim.lr_scheduler import OneCycleLR
 from omniperceiver.core.config import Config
 from omniperceiver.core.encoder import EncoderConfig
 from omniperceiver.data.file_dataset import rows_of
+from omniperceiver.data.shards import is_shard_folder, shard_splits
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
 from omniperceiver.train.inputs import Batch, Input, Inputs, Masks
@@ -64,7 +65,8 @@ class Task:
     ) -> Splits:
         """The task's data: its dataset, or for a folder task the user's folder at ``data_path``, with the
         user's own validation and test parts where ``validation_path`` or ``test_path`` give them (else they are
-        cut from ``data_path``'s data), read with the loader's ``options`` (see :meth:`data_options`)."""
+        cut from ``data_path``'s data), read with the loader's ``options`` (see :meth:`data_options`); or the
+        shards that ``omniperceiver shards`` wrote from such a folder into ``data_path``."""
         if self.reads_folder != (data_path is not None):
             needs = "a folder: set data_path" if self.reads_folder else "no data_path (its data ships with it)"
             raise ValueError(f"dataset={self.name!r} takes {needs}; got data_path={data_path!r}")
@@ -72,6 +74,13 @@ class Task:
             if validation_path is not None or test_path is not None or options:
                 raise ValueError(f"dataset={self.name!r} ships its own splits: remove validation_path, test_path, data")
             return self.load()
+        if is_shard_folder(data_path):
+            if validation_path is not None or test_path is not None or options:
+                raise ValueError(
+                    f"{data_path} holds shards, whose parts and options were fixed when they were written:"
+                    " remove validation_path, test_path, data"
+                )
+            return shard_splits(data_path, self.name)
         return self.load(data_path, validation=validation_path, test=test_path, **(options or {}))
 
     def data_options(self) -> dict[str, Any]:
