@@ -9,6 +9,7 @@ from PIL import Image
 
 from omniperceiver import data
 from omniperceiver.data.file_dataset import rows_of
+from omniperceiver.train.inputs import ImageInput
 
 
 def class_folders(root, write, count=10):
@@ -35,6 +36,37 @@ def test_image_folder(tmp_path):
     (tmp_path / "images" / "dog" / "broken.png").write_text("no image")
     with pytest.raises(ValueError, match=r"broken\.png"):
         data.image_folder(tmp_path / "images", size=(8, 8))
+
+
+@pytest.mark.parametrize("loader", [data.image_folder, data.hf_image_folder], ids=["folder", "datasets"])
+def test_images_are_cropped_at_random_in_training_at_the_centre_elsewhere_and_standardized(tmp_path, loader):
+    def write(folder, i, label):  # pixel (y, x) holds 10 y + x: a crop is known by its corner
+        pixels = 10 * np.arange(12)[:, None] + np.arange(10)[None, :] + (100 if label == "dog" else 0)
+        Image.fromarray(np.repeat(pixels[..., None], 3, axis=2).astype(np.uint8)).save(folder / f"{i}.png")
+
+    root = class_folders(tmp_path / "images", write)
+    mean, std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
+    splits = loader(root, crop=(4, 6), mean=mean, std=std)
+    (validation, label), (train, _) = splits.validation[0], splits.train[0]
+    assert validation.shape == train.shape == (4, 6, 3)
+    corner = validation[0, 0] * torch.tensor(std) + torch.tensor(mean)  # (undo the standardization)
+    assert torch.allclose(corner * 255, torch.tensor(10.0 * 4 + 2 + 100 * int(label)).expand(3), atol=1e-3)  # centre
+    image_file = root / ("dog" if label else "cat") / "0.png"  # (every image of a class is the same)
+    adapter = ImageInput().adapter((validation[None],))
+    predicted, _ = ImageInput().read(image_file, adapter, {"crop": (4, 6), "mean": mean, "std": std})
+    assert torch.allclose(predicted[0].permute(1, 2, 0), validation)  # predict reads a file as the test part
+    corners = set()
+    for _ in range(30):
+        image = splits.train[0][0][..., 0] * std[0] + mean[0]
+        corners.add(round(image[0, 0].item() * 255) % 100)
+    assert len(corners) > 5 and all(y <= 8 and x <= 4 for y, x in (divmod(corner, 10) for corner in corners))
+    for options, message in (
+        ({"crop": (13, 4)}, r"crop=\[13, 4\] is larger than the images"),
+        ({"mean": mean}, "mean and std go together"),
+        ({"mean": mean, "std": (1.0, 0.0, 1.0)}, "std > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            loader(root, **options)
 
 
 def test_wav_folder(tmp_path):

@@ -110,8 +110,8 @@ def test_a_recipe_trains_on_the_shards_the_command_wrote_and_scores_their_test_p
     ("change", "message"),
     [
         ({"reader": "os.system"}, r"reader: expected one of \['read_clip', 'read_cloud', 'read_image', 'read_text'\]"),
-        ({"options": {"size": "big"}}, r"size: expected"),
-        ({"options": {"shell": 1}}, r"options: expected the read_image options \['size'\]"),
+        ({"options": {"train": {"size": "big"}}}, r"options.train.size: expected"),
+        ({"options": {"train": {"shell": 1}}}, r"options.train: expected read_image options among \['size', 'crop'"),
         ({"parts": {"train": [{"name": "../../etc/passwd", "samples": 1}]}}, r"expected shard names train-NNNNNN"),
         ({"parts": {"train": [{"name": "train-000000.tar", "samples": -1}]}}, r"samples > 0, got -1"),
         ({"format": "other"}, r"expected a mapping with format"),

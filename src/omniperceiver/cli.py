@@ -196,8 +196,8 @@ def predict(args: argparse.Namespace) -> int:
 
         if args.text:
             raise UsageError("--text is for published text models; a trained run's model reads files")
-        task = load_recipe(run_dir / "recipe.yaml").task
-        results = task.predict(model.eval(), args.inputs, args.top, Path(args.output_dir))
+        recipe = load_recipe(run_dir / "recipe.yaml")
+        results = recipe.task.predict(model.eval(), args.inputs, args.top, Path(args.output_dir), recipe.data)
     else:
         options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
         results = run(model, args.inputs, options, texts=args.text or ())

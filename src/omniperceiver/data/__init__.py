@@ -14,7 +14,7 @@ from omniperceiver.data.folders import (
     text_folder,
     wav_folder,
 )
-from omniperceiver.data.hf import hf_image_folder, hf_table
+from omniperceiver.data.hf import hf_audio_folder, hf_image_folder, hf_table, hf_text_table
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.segmentation import pasted_shapes
@@ -31,8 +31,10 @@ __all__ = [
     "flow_pairs",
     "fortunes",
     "fortunes_corpus",
+    "hf_audio_folder",
     "hf_image_folder",
     "hf_table",
+    "hf_text_table",
     "image_folder",
     "japanese_vowels",
     "mnist",

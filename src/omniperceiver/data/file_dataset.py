@@ -39,6 +39,10 @@ class FileDataset(Dataset):
             raise ValueError(f"cannot read {path}: {one_line(error)}") from error
         return (*values, self.labels[index])
 
+    def reading(self, read: Read) -> FileDataset:
+        """The same rows, read by ``read``."""
+        return FileDataset(self.files, self.labels, read)
+
     def subset(self, rows: Tensor) -> FileDataset:
         """The rows ``rows`` (indices), in that order."""
         return FileDataset([self.files[i] for i in rows.tolist()], self.labels[rows], self.read)

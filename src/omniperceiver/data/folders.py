@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import wave
 import zlib
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.byte_stream import byte_stream_splits
-from omniperceiver.data.file_dataset import FileDataset
+from omniperceiver.data.file_dataset import FileDataset, Read
 from omniperceiver.data.splits import Splits, stratified_split
 from omniperceiver.errors import one_line
 from omniperceiver.media.audio import resample
@@ -110,34 +111,82 @@ def image_shape(path: Path | BinaryIO) -> tuple[int, int]:
     return (width, height) if transposed else (height, width)
 
 
-def read_image(path: Path | BinaryIO, size: tuple[int, int] | None = None) -> tuple[Tensor]:
-    """An image file (or its bytes) as (H, W, 3) in [0, 1], resized (bilinear) to ``size`` where it has another."""
+def read_image(
+    path: Source,
+    size: tuple[int, int] | None = None,
+    crop: tuple[int, int] | None = None,
+    random_crop: bool = False,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+) -> tuple[Tensor]:
+    """An image file (or its bytes) as (H, W, 3) in [0, 1]: resized (bilinear) to ``size`` where it has another,
+    cut to ``crop`` (H, W) at a random place (``random_crop``) or at its centre, then standardized per channel,
+    (x - ``mean``) / ``std``, where they are given."""
     from omniperceiver.media import load_image
 
     image = torch.from_numpy(load_image(path)).float() / 255
     if size is not None and tuple(image.shape[:2]) != tuple(size):
         image = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="bilinear")[0].permute(1, 2, 0)
+    if crop is not None:
+        (h, w), (crop_h, crop_w) = image.shape[:2], crop
+        if crop_h > h or crop_w > w:
+            raise ValueError(f"the image is {h}x{w} pixels, smaller than crop={list(crop)}")
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        if random_crop:
+            top, left = (int(torch.randint(extent + 1, ())) for extent in (h - crop_h, w - crop_w))
+        image = image[top : top + crop_h, left : left + crop_w]
+    if mean is not None:
+        image = (image - torch.tensor(mean)) / torch.tensor(std)
     return (image,)
+
+
+def image_reads(
+    shapes: set[tuple[int, int]],
+    where: str,
+    size: tuple[int, int] | None,
+    crop: tuple[int, int] | None,
+    mean: tuple[float, float, float] | None,
+    std: tuple[float, float, float] | None,
+) -> tuple[Read, Read]:
+    """The reads (:func:`read_image` with these options) of training images, cropped at random places, and of
+    the other parts' images, cropped at their centres; images of the (H, W) ``shapes`` found in ``where``,
+    which differ only if ``size`` resizes them. A bad option is a ValueError before anything is read."""
+    if size is None and len(shapes) > 1:
+        raise ValueError(f"the images in {where} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
+    smallest = size or next(iter(shapes))
+    if crop is not None and (crop[0] > smallest[0] or crop[1] > smallest[1]):
+        raise ValueError(f"crop={list(crop)} is larger than the images of {where} ({list(smallest)})")
+    if (mean is None) != (std is None) or (std is not None and min(std) <= 0):
+        raise ValueError(f"mean and std go together, std > 0; got mean={mean}, std={std}")
+    options = {"size": size, "crop": crop, "mean": mean, "std": std}
+    return (
+        functools.partial(read_image, **options, random_crop=crop is not None),
+        functools.partial(read_image, **options),
+    )
 
 
 def image_folder(
     root: str | Path,
     *,
     size: tuple[int, int] | None = None,
+    crop: tuple[int, int] | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
     seed: int = 0,
     validation: str | Path | None = None,
     test: str | Path | None = None,
 ) -> Splits:
     """PNG/JPEG/... images (H, W, 3) in [0, 1], read from disk per example (:class:`FileDataset`: the folder
-    may be larger than memory); all of one size, or resized (bilinear) to ``size``. Every file's header is read
-    at the start, so that a file that is no image, or of another size, is an error before training. The
-    ``validation`` and ``test`` folders, where given, are those parts (see :func:`stratified_split`)."""
+    may be larger than memory); all of one size, or resized (bilinear) to ``size``; cut to ``crop`` (H, W), at
+    a random place in each training example, at the centre in validation and test; standardized per channel
+    with ``mean`` and ``std`` (e.g. ImageNet's). Every file's header is read at the start, so that a file
+    that is no image, or of another size, is an error before training. The ``validation`` and ``test``
+    folders, where given, are those parts (see :func:`stratified_split`)."""
     files, labels, classes, given, where = _folder_parts(root, validation, test, IMAGE_SUFFIXES)
-    shapes = set(_read_all(files, image_shape))
-    if size is None and len(shapes) > 1:
-        raise ValueError(f"the images in {where} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
-    images = FileDataset(files, torch.tensor(labels), functools.partial(read_image, size=size))
-    return stratified_split(Path(root).name, images, classes, f"images from {where}", seed=seed, given=given)
+    train_read, read = image_reads(set(_read_all(files, image_shape)), where, size, crop, mean, std)
+    images = FileDataset(files, torch.tensor(labels), read)
+    splits = stratified_split(Path(root).name, images, classes, f"images from {where}", seed=seed, given=given)
+    return dataclasses.replace(splits, train=splits.train.reading(train_read))
 
 
 def read_wav(path: Source) -> tuple[np.ndarray, int]:
@@ -186,6 +235,13 @@ def wav_folder(
     (:class:`FileDataset`); every clip is read once at the start, to check it and to know the longest.
     ``validation`` and ``test``: those parts' folders, where given."""
     files, labels, classes, given, where = _folder_parts(root, validation, test, (".wav",))
+    clips = FileDataset(files, torch.tensor(labels), clip_read(files, where, sample_rate))
+    return stratified_split(Path(root).name, clips, classes, f"audio from {where}", seed=seed, given=given)
+
+
+def clip_read(files: list[Path], where: str, sample_rate: int | None) -> Read:
+    """The read (:func:`read_clip`) of the WAV ``files`` found in ``where``: each read once here, to check it
+    and to know the longest, which every clip is padded to."""
 
     def rate_and_length(path: Path) -> tuple[int, int]:
         samples, rate = read_wav(path)
@@ -194,15 +250,17 @@ def wav_folder(
     rates, lengths = zip(*_read_all(files, rate_and_length), strict=True)
     if sample_rate is None and len(set(rates)) > 1:
         raise ValueError(f"the clips in {where} have sample rates {sorted(set(rates))}: pass sample_rate")
-    read = functools.partial(read_clip, sample_rate=sample_rate, length=max(lengths))
-    clips = FileDataset(files, torch.tensor(labels), read)
-    return stratified_split(Path(root).name, clips, classes, f"audio from {where}", seed=seed, given=given)
+    return functools.partial(read_clip, sample_rate=sample_rate, length=max(lengths))
 
 
 def read_text(path: Source, length: int) -> tuple[Tensor, Tensor]:
     """A UTF-8 text file as byte ids [CLS] bytes [SEP] padded with [PAD] to ``length``, and its mask."""
-    ids = torch.tensor(ByteTokenizer().encode(_contents(path).decode("utf-8")), dtype=torch.long)
-    return _padded(ids, length)
+    return encoded_text(_contents(path).decode("utf-8"), length)
+
+
+def encoded_text(text: str, length: int) -> tuple[Tensor, Tensor]:
+    """``text`` as byte ids [CLS] bytes [SEP] padded with [PAD] to ``length``, and its mask."""
+    return _padded(torch.tensor(ByteTokenizer().encode(text), dtype=torch.long), length)
 
 
 def text_folder(

@@ -3,12 +3,17 @@ read when it is used (as a folder's files are).
 
 ``hf_image_folder``: ``datasets``' ``imagefolder`` (a subfolder per class, or ``train/``, ``validation/`` and
 ``test/`` folders holding such subfolders, which are then those parts) as images (H, W, 3) in [0, 1].
+``hf_audio_folder``: an ``audiofolder`` laid out the same way, its WAV clips read as ``audio-folder`` reads them
+(``datasets`` >= 4 decodes audio only through ``torchcodec``, whose build on this project's package index is a
+CUDA one: ``datasets`` indexes the files, they are decoded here).
 ``hf_table``: a csv, json (lines) or parquet table, one example per row: its numeric columns are the steps of a
-one-channel series (T, 1), ``label_column`` the class.
+one-channel series (T, 1), ``label_column`` the class. ``hf_text_table``: such a table's ``text_column``, one
+text per row, as byte ids.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from collections.abc import Callable
@@ -18,12 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from omniperceiver.data.file_dataset import FileDataset
-from omniperceiver.data.folders import image_shape, read_image
+from omniperceiver.data.file_dataset import FileDataset, Read
+from omniperceiver.data.folders import clip_read, encoded_text, image_reads, image_shape
 from omniperceiver.data.splits import Splits, indexed_labels, require_module, stratified_split
 from omniperceiver.errors import one_line
 
 TABLES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+AUDIO_SUFFIXES = (".wav",)  # (the clips read_wav reads)
 SPLIT_NAMES = {"validation": ("validation", "valid", "val"), "test": ("test",)}  # what datasets calls the parts
 INSTALL = "pip install datasets"
 
@@ -41,9 +47,10 @@ def _source(cell: dict) -> str | io.BytesIO:
     return cell["path"] if cell["bytes"] is None else io.BytesIO(cell["bytes"])
 
 
-def read_image_row(row: int, table: Any, size: tuple[int, int] | None) -> tuple[Tensor]:
-    """Row ``row`` of an imagefolder table (undecoded images) as a folder's image is read (:func:`read_image`)."""
-    return read_image(_source(table[row]["image"]), size)
+def read_image_row(row: int, table: Any, read: Read) -> tuple[Tensor]:
+    """Row ``row`` of an imagefolder table (undecoded images) as a folder's image is read (by a
+    :func:`read_image` partial)."""
+    return read(_source(table[row]["image"]))
 
 
 def read_table_row(row: int, table: Any, columns: tuple[str, ...]) -> tuple[Tensor]:
@@ -73,25 +80,35 @@ def _reading(where: Path, call: Callable[[], Any]) -> Any:
         raise ValueError(f"cannot read {where}: {one_line(error)}") from error
 
 
-def _split(name: str, tables: dict[str, Any], labels: dict[str, list[str]], read: Any, what: str, seed: int) -> Splits:
-    """Splits of ``tables`` (their label columns removed) with the labels named in ``labels``."""
+def _split(
+    name: str, tables: dict[str, Any], labels: dict[str, list[str]], read: Any, what: str, seed: int, train_read=None
+) -> Splits:
+    """Splits of ``tables`` (their label columns removed) with the labels named in ``labels``, their rows read
+    by ``read`` (training rows by ``train_read``, where given)."""
     classes, indices, given = indexed_labels(labels)
     table = _datasets().concatenate_datasets(list(tables.values()))
     rows = FileDataset(list(range(len(table))), indices, functools.partial(read, table=table))
     parts = ", ".join(f"{part} {len(t):,}" for part, t in tables.items())
-    return stratified_split(name, rows, classes, f"{what} ({parts})", seed=seed, given=given)
+    splits = stratified_split(name, rows, classes, f"{what} ({parts})", seed=seed, given=given)
+    if train_read is None:
+        return splits
+    return dataclasses.replace(splits, train=splits.train.reading(functools.partial(train_read, table=table)))
 
 
 def hf_image_folder(
     root: str | Path,
     *,
     size: tuple[int, int] | None = None,
+    crop: tuple[int, int] | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
     seed: int = 0,
     validation: str | Path | None = None,
     test: str | Path | None = None,
 ) -> Splits:
     """Images of an ``imagefolder`` (see the module docstring) read per example from the memory-mapped table;
-    all of one size (checked from the headers) or resized to ``size``."""
+    all of one size (checked from the headers) or resized to ``size``, cropped and standardized as
+    :func:`~omniperceiver.data.folders.image_folder` says."""
     library = _datasets()
     root = Path(root)
     if not root.is_dir():
@@ -100,7 +117,7 @@ def hf_image_folder(
     def load(folder: Path) -> Any:
         return _reading(folder, lambda: library.load_dataset("imagefolder", data_dir=str(folder)))
 
-    tables = _parts(load, root, Path(validation) if validation else None, Path(test) if test else None)
+    tables = _parts(load, root, _path(validation), _path(test))
     labels = {}
     for part, table in tables.items():
         feature = table.features.get("label")
@@ -108,17 +125,72 @@ def hf_image_folder(
             raise ValueError(f"the {part} part of {root} has no class folders (a subfolder per class)")
         labels[part] = [feature.names[i] for i in table["label"]]
         tables[part] = table.remove_columns("label").cast_column("image", library.Image(decode=False))
-    if size is None:
-        shapes = set()
-        for cell in (cell for table in tables.values() for cell in table["image"]):
-            try:
-                shapes.add(image_shape(_source(cell)))
-            except (OSError, ValueError) as error:
-                raise ValueError(f"cannot read {cell['path'] or 'an image'}: {one_line(error)}") from error
-        if len(shapes) > 1:
-            raise ValueError(f"the images in {root} differ in size ({sorted(shapes)[:3]}...): pass size=(H, W)")
-    read = functools.partial(read_image_row, size=size)
-    return _split(root.name, tables, labels, read, f"images of {root} through datasets' imagefolder", seed)
+    shapes = set()
+    for cell in (cell for table in tables.values() for cell in table["image"]):
+        try:
+            shapes.add(image_shape(_source(cell)))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read {cell['path'] or 'an image'}: {one_line(error)}") from error
+    train_read, read = image_reads(shapes, str(root), size, crop, mean, std)
+    read, train_read = (functools.partial(read_image_row, read=r) for r in (read, train_read))
+    return _split(root.name, tables, labels, read, f"images of {root} through datasets' imagefolder", seed, train_read)
+
+
+def hf_audio_folder(
+    root: str | Path,
+    *,
+    sample_rate: int | None = None,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
+    """16-bit PCM WAV clips of an ``audiofolder`` (laid out as an imagefolder, see the module docstring),
+    indexed by ``datasets`` and read per example as :func:`~omniperceiver.data.folders.wav_folder` reads
+    them (mono, resampled to ``sample_rate``, padded to the longest, with their mask)."""
+    library = _datasets()
+    root = Path(root)
+    folders = [folder for folder in (root, _path(validation), _path(test)) if folder is not None]
+    for folder in folders:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+    parents = {path.parent.name for folder in folders for path in folder.rglob("*") if path.suffix in AUDIO_SUFFIXES}
+    names = sorted(parents - {name for names in SPLIT_NAMES.values() for name in names} - {"train"})
+    if len(names) < 2:
+        raise ValueError(f"{root} needs a subfolder per class (2 or more) holding {'/'.join(AUDIO_SUFFIXES)} files")
+    features = library.Features({"audio": library.Value("string"), "label": library.ClassLabel(names=names)})
+
+    def load(folder: Path) -> Any:  # (its audio as paths: datasets decodes audio only through torchcodec)
+        return _reading(folder, lambda: library.load_dataset("audiofolder", data_dir=str(folder), features=features))
+
+    tables = _parts(load, root, _path(validation), _path(test))
+    classes, labels, given = indexed_labels({part: [names[i] for i in t["label"]] for part, t in tables.items()})
+    files = [Path(path) for table in tables.values() for path in table["audio"]]
+    clips = FileDataset(files, labels, clip_read(files, str(root), sample_rate))
+    what = f"audio of {root} through datasets' audiofolder"
+    return stratified_split(root.name, clips, classes, what, seed=seed, given=given)
+
+
+def _labelled_tables(path: Path, validation: Path | None, test: Path | None, label_column: str) -> tuple[dict, dict]:
+    """The tables of a csv, json or parquet file ``path`` (and of the ``validation`` and ``test`` files where
+    given), their ``label_column`` removed, and each part's labels (as text)."""
+    library = _datasets()
+
+    def load(file: Path) -> Any:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} does not exist")
+        if file.suffix.lower() not in TABLES:
+            raise ValueError(f"{file}: expected a {', '.join(sorted(TABLES))} file")
+        builder = TABLES[file.suffix.lower()]
+        return _reading(file, lambda: library.load_dataset(builder, data_files={"train": str(file)}))
+
+    tables = _parts(load, path, validation, test)
+    labels = {}
+    for part, table in tables.items():
+        if label_column not in table.column_names:
+            raise ValueError(f"the {part} table has no column {label_column!r}; its columns: {table.column_names}")
+        labels[part] = [str(label) for label in table[label_column]]
+        tables[part] = table.remove_columns(label_column)
+    return tables, labels
 
 
 def hf_table(
@@ -130,31 +202,55 @@ def hf_table(
     test: str | Path | None = None,
 ) -> Splits:
     """One-channel series from the rows of a csv, json or parquet table (see the module docstring)."""
-    library = _datasets()
     path = Path(path)
-
-    def load(file: Path) -> Any:
-        if not file.is_file():
-            raise FileNotFoundError(f"{file} does not exist")
-        if file.suffix.lower() not in TABLES:
-            raise ValueError(f"{file}: expected a {', '.join(sorted(TABLES))} file")
-        builder = TABLES[file.suffix.lower()]
-        return _reading(file, lambda: library.load_dataset(builder, data_files={"train": str(file)}))
-
-    tables = _parts(load, path, Path(validation) if validation else None, Path(test) if test else None)
+    tables, labels = _labelled_tables(path, _path(validation), _path(test), label_column)
     columns = None
-    labels = {}
     for part, table in tables.items():
-        if label_column not in table.column_names:
-            raise ValueError(f"the {part} table has no column {label_column!r}; its columns: {table.column_names}")
-        labels[part] = [str(label) for label in table[label_column]]
-        table = table.remove_columns(label_column)
         numeric = [c for c, f in table.features.items() if getattr(f, "dtype", "").startswith(("int", "float"))]
         if other := sorted(set(table.column_names) - set(numeric)):
             raise ValueError(f"the {part} table's columns {other} are not numeric (only {label_column!r} may not be)")
         if columns is not None and tuple(table.column_names) != columns:
             raise ValueError(f"the {part} table's columns differ from the training table's: {table.column_names}")
         columns = tuple(table.column_names)
-        tables[part] = table
+        tables[part] = table.cast(_datasets().Features({c: _datasets().Value("float64") for c in columns}))
     read = functools.partial(read_table_row, columns=columns)
     return _split(path.stem, tables, labels, read, f"rows of {path} through datasets", seed)
+
+
+def read_text_row(row: int, table: Any, column: str, length: int) -> tuple[Tensor, Tensor]:
+    """Row ``row``'s text in ``column`` as byte ids padded to ``length``, and its mask (:func:`encoded_text`)."""
+    return encoded_text(table[row][column], length)
+
+
+def hf_text_table(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    max_length: int = 2048,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
+    """Texts of a csv, json or parquet table's ``text_column``, one example per row, as byte ids [CLS] bytes
+    [SEP] (B, L) with their mask, padded to the longest; a text longer than ``max_length`` tokens is an error
+    naming its row (nothing is cut silently). Read per example from the memory-mapped table."""
+    path = Path(path)
+    tables, labels = _labelled_tables(path, _path(validation), _path(test), label_column)
+    longest = 0
+    for part, table in tables.items():
+        if getattr(table.features.get(text_column), "dtype", None) not in ("string", "large_string"):
+            raise ValueError(f"the {part} table has no text column {text_column!r}; its columns: {table.column_names}")
+        tables[part] = table.select_columns([text_column]).cast_column(text_column, _datasets().Value("string"))
+        lengths = [len(text.encode("utf-8")) + 2 for text in table[text_column]]
+        if max(lengths) > max_length:
+            row = max(range(len(lengths)), key=lengths.__getitem__)
+            tokens = lengths[row]
+            raise ValueError(f"row {row} of the {part} table has {tokens} tokens, more than max_length={max_length}")
+        longest = max(longest, max(lengths))
+    read = functools.partial(read_text_row, column=text_column, length=longest)
+    return _split(path.stem, tables, labels, read, f"texts of {path} through datasets", seed)
+
+
+def _path(given: str | Path | None) -> Path | None:
+    return Path(given) if given is not None else None

@@ -4,7 +4,8 @@ over the training processes and their DataLoader workers.
 A shard folder holds ``{part}-{k:06d}.tar`` (part: train, validation, test; samples in the part's order), each
 sample a file's bytes under its extension (``png``, ``wav``, ``txt``, ...), its class number under ``cls`` and
 its name (CLASS/FILE) under ``path``, and ``shards.json``: the dataset that wrote them, the reader of their
-files (one of :data:`READERS`) and its options, the classes and each part's shards (name, samples). It is
+files (one of :data:`READERS`) and each part's options for it (a random crop for training, ...), the classes
+and each part's shards (name, samples). It is
 written last, so that a folder holding it holds every shard.
 """
 
@@ -50,8 +51,9 @@ def write_shards(
 ) -> Path:
     """Write the parts of ``splits`` (FileDatasets of a folder's files, as ``dataset`` read them) into
     ``folder`` as shards of ``per_shard`` samples; ``progress(samples)`` hears each part's samples written."""
-    read = splits.train.read if isinstance(splits.train, FileDataset) else None
-    if not (isinstance(read, functools.partial) and read.func.__name__ in READERS):
+    reads = {part: getattr(getattr(splits, part), "read", None) for part in PARTS}
+    readers = {read.func.__name__ if isinstance(read, functools.partial) else None for read in reads.values()}
+    if len(readers) != 1 or not readers <= set(READERS):
         raise ValueError(f"shards are written from a folder of files; dataset {dataset!r} holds no such folder")
     writer_of = _webdataset().TarWriter
     folder = Path(folder)
@@ -75,8 +77,11 @@ def write_shards(
             parts[part].append({"name": name, "samples": len(rows)})
             if progress is not None:
                 progress(len(rows))
-    options = {key: list(value) if isinstance(value, tuple) else value for key, value in read.keywords.items()}
-    index = {"format": FORMAT, "dataset": dataset, "reader": read.func.__name__, "options": options}
+    options = {
+        part: {key: list(value) if isinstance(value, tuple) else value for key, value in read.keywords.items()}
+        for part, read in reads.items()
+    }
+    index = {"format": FORMAT, "dataset": dataset, "reader": readers.pop(), "options": options}
     temporary = folder / f".{INDEX}.tmp"
     temporary.write_text(json.dumps({**index, "classes": list(splits.classes), "parts": parts}, indent=1))
     os.replace(temporary, folder / INDEX)
@@ -100,28 +105,32 @@ def shard_splits(folder: str | Path, dataset: str) -> Splits:
         index = json.loads(where.read_text())
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise ValueError(f"expected a mapping with format {FORMAT!r}")
-        read = _reader(index.get("reader"), index.get("options"))
+        options, parts = index.get("options"), index.get("parts")
+        if not (isinstance(options, dict) and isinstance(parts, dict)):
+            raise ValueError(f"options and parts: expected a mapping of {list(PARTS)} each")
+        reads = {part: _reader(index.get("reader"), options.get(part), part) for part in PARTS}
         classes = typed_value(tuple[str, ...], index.get("classes"), "classes", named=False)
-        parts = {part: _shards(index.get("parts", {}).get(part), part) for part in PARTS}
+        parts = {part: _shards(parts.get(part), part) for part in PARTS}
     except (OSError, ValueError) as error:
         raise ValueError(f"{where}: {one_line(error)}") from error
     if index.get("dataset") != dataset:
         raise ValueError(f"{folder} holds shards of dataset {index.get('dataset')!r}, not of {dataset!r}")
-    streams = {part: ShardStream(folder, shards, read) for part, shards in parts.items()}
+    streams = {part: ShardStream(folder, shards, reads[part]) for part, shards in parts.items()}
     sizes = ", ".join(f"{part} {len(stream):,}" for part, stream in streams.items())
     return Splits(folder.name, **streams, classes=classes, description=f"shards in {folder} ({sizes})")
 
 
-def _reader(name: Any, options: Any) -> Callable:
-    """The reader ``name`` of :data:`READERS` with its ``options``, each checked against its type hint."""
+def _reader(name: Any, options: Any, part: str) -> Callable:
+    """The reader ``name`` of :data:`READERS` with a part's ``options``, each checked against its type hint."""
     if name not in READERS:
         raise ValueError(f"reader: expected one of {sorted(READERS)}, got {name!r}")
     read = READERS[name]
     hints = typing.get_type_hints(read)
-    expected = [p.name for p in inspect.signature(read).parameters.values()][1:]  # (after the file)
-    if not isinstance(options, dict) or sorted(options) != sorted(expected):
-        raise ValueError(f"options: expected the {name} options {expected}, got {options!r}")
-    return functools.partial(read, **{key: typed_value(hints[key], options[key], key, named=False) for key in expected})
+    known = [p.name for p in inspect.signature(read).parameters.values()][1:]  # (after the file)
+    if not isinstance(options, dict) or not set(options) <= set(known):
+        raise ValueError(f"options.{part}: expected {name} options among {known}, got {options!r}")
+    typed = {k: typed_value(hints[k], value, f"options.{part}.{k}", named=False) for k, value in options.items()}
+    return functools.partial(read, **typed)
 
 
 def _shards(shards: Any, part: str) -> list[dict]:

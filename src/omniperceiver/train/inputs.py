@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -64,8 +64,9 @@ class Input(Config):
         self.check(adapter)
         return adapter
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
-        """One file as a batch of one example for a model with ``adapter``."""
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
+        """One file as a batch of one example for a model with ``adapter``, read as the run's test files were
+        (``data``: its recipe's ``data:`` section, the options of its dataset's loader)."""
         raise ValueError(f"predict reads no files for {type(self).__name__} inputs")
 
 
@@ -122,10 +123,11 @@ class ImageInput(Input):
             )
         return dataclasses.replace(adapter, image_shape=(h, w))
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
-        from omniperceiver.media import load_image
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
+        from omniperceiver.data.folders import read_image
 
-        image = torch.from_numpy(load_image(path)).float() / 255  # (H, W, 3)
+        transform = {key: data[key] for key in ("size", "crop", "mean", "std") if data.get(key) is not None}
+        (image,) = read_image(path, **transform)  # (H, W, 3) as the run's test images were read
         image = image.mean(-1, keepdim=True) if adapter.in_channels == 1 else image
         resized = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], adapter.image_shape, mode="bilinear")
         return resized, None
@@ -164,7 +166,7 @@ class SequenceInput(Input):
             )
         return dataclasses.replace(adapter, index_shape=expected.index_shape)
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         """A .npy array (T, C): the series as the dataset holds it."""
         if path.suffix.lower() != ".npy":
             raise ValueError(f"expected a .npy array (T, C) of the series, got a {path.suffix or 'suffix-less'} file")
@@ -179,7 +181,7 @@ class MfccInput(SequenceInput):
     """The spoken-digits MFCC frames (B, T, 13), standardized with the training split's statistics; ``predict``
     reads a .wav recording (any rate, resampled to 8 kHz) into the same features, or a .npy (T, 13) of them."""
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         if path.suffix.lower() != ".wav":
             return super().read(path, adapter)
         from omniperceiver.data.audio import mfcc_statistics
@@ -226,7 +228,7 @@ class SpeechInput(SequenceInput):
     def features(self, batch: Batch) -> Tensor:
         raise ValueError("speech has no raw-feature baseline")
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         from omniperceiver.data.folders import read_wav
 
         samples, rate = read_wav(path)
@@ -258,7 +260,7 @@ class PointsInput(Input):
         """Each axis' coordinates sorted (B, 3·M): raw values, free of point order."""
         return batch[0].sort(dim=1).values.transpose(1, 2).flatten(1)
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         """A .npy (P, 3), ASCII .ply or .off cloud, centred as the folder datasets centre theirs."""
         from omniperceiver.data.folders import read_points
 
@@ -299,7 +301,7 @@ class TextInput(Input):
             raise ValueError(f"the dataset's texts take {length} bytes, the model at most {adapter.max_length}")
         return adapter
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         """A UTF-8 text file, at most as long as the model's texts."""
         try:
             text = path.read_text(encoding="utf-8")
@@ -362,7 +364,7 @@ class AudiovisualInput(Input):
     def features(self, batch: Batch) -> Tensor:
         return torch.cat([_flat(batch[0]), _flat(batch[1], batch[2])], dim=1)
 
-    def read(self, path: Path, adapter: InputAdapterConfig) -> tuple[Inputs, Masks]:
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         """A .npz with ``image`` (H, W, C) in [0, 1] and ``audio`` (T, C') as the dataset holds them."""
         if path.suffix.lower() != ".npz":
             raise ValueError(f"expected a .npz with arrays 'image' (H, W, C) and 'audio' (T, C), got {path.name}")

@@ -1,7 +1,7 @@
 """Training prints one progress bar and its results, not Lightning's chatter: within ``quiet``, Lightning's info
-lines (the accelerator banner, advertising tips, "`Trainer.fit` stopped", "Initializing distributed") are hidden, and so are warnings
-raised inside Lightning itself that its user cannot act on, by message and module (every other warning is shown); the
-``TrainingProgressBar`` shows training, not the test after it."""
+lines (the accelerator banner, advertising tips, "`Trainer.fit` stopped", "Initializing distributed") are
+hidden, and so are warnings raised inside Lightning itself that its user cannot act on, by message and module
+(every other warning is shown); the ``TrainingProgressBar`` shows training, not the test after it."""
 
 from __future__ import annotations
 

@@ -125,12 +125,15 @@ class Task:
         """Draw the run's pictures into ``run_dir``; returns their paths."""
         raise NotImplementedError
 
-    def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
-        """Run ``model`` on each file of ``items``, one result (or error) per input."""
+    def predict(
+        self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path, data: dict[str, Any]
+    ) -> Iterator[Prediction]:
+        """Run ``model`` on each file of ``items``, read as its loader with the ``data`` options read the test
+        part, one result (or error) per input."""
         self.input.check(model.config.input)
         for path in items:
             try:
-                x, mask = self.input.read(Path(path), model.config.input)
+                x, mask = self.input.read(Path(path), model.config.input, data)
                 with torch.inference_mode():
                     outputs = model(x, mask)
                 yield path, self.describe(outputs, model, top, Path(path), output_dir), ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torchmetrics
 from torch import Tensor, nn
@@ -86,7 +87,9 @@ class FlowTask(Task):
         pictures.flow(module, rows_of(splits.test, 4), paths[2])
         return paths
 
-    def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
+    def predict(
+        self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path, data: dict[str, Any]
+    ) -> Iterator[Prediction]:
         """Frames in pairs (first, second): the flow of each pair, written as a picture and a .npy array."""
         self.input.check(model.config.input)
         if len(items) % 2:

@@ -9,6 +9,7 @@ import lzma
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -170,7 +171,9 @@ class LanguageModelTask(Task):
         pictures.samples(module.model, passages, paths[1], header="\n".join(header))
         return paths
 
-    def predict(self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path) -> Iterator[Prediction]:
+    def predict(
+        self, model: nn.Module, items: Sequence[str], top: int, output_dir: Path, data: dict[str, Any]
+    ) -> Iterator[Prediction]:
         """Each text file's bytes continued (up to 200 bytes or the end of a text), sampled at temperature
         0.8."""
         if not isinstance(model.config, PerceiverARConfig):
