@@ -44,7 +44,7 @@ def test_held_out_windows_score_every_byte_once_with_the_longest_context(length,
 
 def test_training_windows_start_at_an_offset_drawn_per_epoch():
     windows = ByteWindows(TEXT, 16, seed=3)
-    stream = windows.stream
+    stream = windows.ids(0, len(TEXT) + 1)  # [CLS] and every byte
     offsets = []
     for epoch in range(6):
         windows.set_epoch(epoch)
@@ -83,7 +83,7 @@ def test_sliding_evaluation_equals_a_by_hand_computation():
     with torch.inference_mode():
         bits = torch.cat([F.cross_entropy(*module.predict(b), reduction="none") for b in DataLoader(splits.test, 5)])
         by_hand = []
-        stream = splits.test.stream
+        stream = splits.test.ids(0, len(splits.test.data) + 1)
         for t in range(1, len(stream)):  # every held-out byte, once
             k = (t - 1) // 4
             end = min(1 + (k + 1) * 4, len(stream))

@@ -100,3 +100,25 @@ def test_a_table_of_texts_gives_byte_ids_per_row_and_a_recipe_learns_from_it(tmp
     recipe = tmp_path / "texts.yaml"
     recipe.write_text(f"dataset: hf-text-table\ndata_path: {tmp_path / 'texts.jsonl'}\ntraining: {{epochs: 8}}\n")
     assert train(load_recipe(recipe), tmp_path / "run", progress=False)["test_accuracy"] == 1.0  # (9 texts)
+
+
+def test_a_text_corpus_through_datasets_reads_the_windows_of_the_corpus_read_whole(tmp_path):
+    generator = np.random.default_rng(0)
+    words = ["alpha", "beta", "gamma", "délta", "epsilon"]
+    lines = [" ".join(generator.choice(words, 1 + i % 7)) + "\n" for i in range(300)]
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "a.txt").write_text("".join(lines))
+    ours, whole = data.hf_text_corpus(tmp_path / "corpus", length=32), data.text_corpus(tmp_path / "corpus", length=32)
+    for part in ("train", "validation", "test"):  # one file: cut at the same line ends, read as the same windows
+        mine, theirs = getattr(ours, part), getattr(whole, part)
+        assert len(mine.data) == len(theirs.data) and len(mine) == len(theirs)
+        assert all(torch.equal(a, b) for a, b in zip(rows_of(mine), rows_of(theirs), strict=True))
+    (tmp_path / "corpus" / "b.txt").write_text("zeta eta\n" * 400)
+    (tmp_path / "held-out").mkdir()
+    (tmp_path / "held-out" / "c.txt").write_text("theta iota\n" * 50)
+    parts = data.hf_text_corpus(tmp_path / "corpus", length=32, test=tmp_path / "held-out")
+    train, validation, test = (part.data for part in (parts.train, parts.validation, parts.test))
+    assert test[:] == b"theta iota\n" * 50 and len(train) + len(validation) == len("".join(lines).encode()) + 3600
+    assert train[len(train) - 9 :] + validation[:] == b"zeta eta\n" * (len(validation) // 9 + 1)
+    with pytest.raises(FileNotFoundError, match=r"is not a folder holding \.txt files"):
+        data.hf_text_corpus(tmp_path / "nothing")

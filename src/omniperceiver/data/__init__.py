@@ -14,7 +14,7 @@ from omniperceiver.data.folders import (
     text_folder,
     wav_folder,
 )
-from omniperceiver.data.hf import hf_audio_folder, hf_image_folder, hf_table, hf_text_table
+from omniperceiver.data.hf import hf_audio_folder, hf_image_folder, hf_table, hf_text_corpus, hf_text_table
 from omniperceiver.data.images import digits, mnist
 from omniperceiver.data.points import shapes
 from omniperceiver.data.segmentation import pasted_shapes
@@ -34,6 +34,7 @@ __all__ = [
     "hf_audio_folder",
     "hf_image_folder",
     "hf_table",
+    "hf_text_corpus",
     "hf_text_table",
     "image_folder",
     "japanese_vowels",

@@ -3,6 +3,9 @@ as windows that start anew each training epoch and, held out, score every byte e
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -12,6 +15,14 @@ from omniperceiver.data.splits import Splits
 
 HELD_OUT = (0.05, 0.05)  # each source's validation and test parts: its last 10%, in this order
 NEWLINE_REACH = 1000  # a part boundary moves forward to the next newline within this many bytes
+
+
+class Bytes(Protocol):
+    """bytes, or anything with a length whose slices are bytes (a :class:`TableBytes`)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice) -> bytes: ...
 
 
 class ByteWindows(Dataset):
@@ -24,7 +35,7 @@ class ByteWindows(Dataset):
     every byte is scored exactly once, with the longest context a model reading L inputs of which S are
     predicted at once (Perceiver AR's latents) can take."""
 
-    def __init__(self, data: bytes, length: int, *, stride: int | None = None, seed: int = 0) -> None:
+    def __init__(self, data: Bytes, length: int, *, stride: int | None = None, seed: int = 0) -> None:
         if length < 2 or (stride is not None and not 1 <= stride <= length):
             raise ValueError(f"windows need length >= 2 and 1 <= stride <= length, got {length} and {stride}")
         needed = 2 * length if stride is None else 1
@@ -32,14 +43,19 @@ class ByteWindows(Dataset):
             part = "training" if stride is None else "held-out"
             raise ValueError(f"{part} windows of {length} bytes need at least {needed} bytes, got {len(data)}")
         self.data, self.length, self.stride, self.seed = data, length, stride, seed
-        ids = torch.frombuffer(bytearray(data), dtype=torch.uint8).long() + ByteTokenizer.OFFSET
-        self.stream = torch.cat([torch.tensor([ByteTokenizer.CLS]), ids])
         self.offset = 0
+
+    def ids(self, start: int, end: int) -> Tensor:
+        """Ids ``start`` ... ``end`` - 1 of the stream [CLS] bytes (byte i of the data is id i + 1), read from
+        the data when asked for."""
+        chunk = np.frombuffer(self.data[max(start, 1) - 1 : max(end, 1) - 1], dtype=np.uint8)
+        ids = torch.from_numpy(chunk.astype(np.int64)) + ByteTokenizer.OFFSET
+        return torch.cat([torch.tensor([ByteTokenizer.CLS]), ids]) if start == 0 else ids
 
     def __len__(self) -> int:
         if self.stride is None:  # the same count at every offset
-            return (len(self.stream) - 1 - self.length) // self.length
-        return -(-(len(self.stream) - 1) // self.stride)
+            return (len(self.data) - self.length) // self.length
+        return -(-len(self.data) // self.stride)
 
     def set_epoch(self, epoch: int) -> None:
         """Training windows start at an offset drawn from (seed, epoch)."""
@@ -59,10 +75,10 @@ class ByteWindows(Dataset):
         scored = torch.zeros(self.length + 1, dtype=torch.bool)
         if self.stride is None:
             start = self.offset + index * self.length
-            window, new = self.stream[start : start + self.length + 1], self.length
+            window, new = self.ids(start, start + self.length + 1), self.length
         else:
-            end = min(1 + (index + 1) * self.stride, len(self.stream))  # targets stream[1 + index·S : end]
-            window = self.stream[max(0, end - self.length - 1) : end]
+            end = min(1 + (index + 1) * self.stride, len(self.data) + 1)  # targets: ids 1 + index·S ... end - 1
+            window = self.ids(max(0, end - self.length - 1), end)
             new = end - 1 - index * self.stride
         ids[: len(window)], mask[: len(window)] = window, True
         scored[len(window) - new : len(window)] = True
@@ -73,6 +89,69 @@ class ByteWindows(Dataset):
         """Every window at the current offset, stacked: ids, mask, scored (B, L+1)."""
         windows = [self[i] for i in range(len(self))]
         return tuple(torch.stack(column) for column in zip(*windows, strict=True))
+
+
+class TableBytes:
+    """The text of rows ``start`` ... ``end`` - 1 of a memory-mapped ``datasets`` table (its ``text`` column,
+    lines with their line breaks) as UTF-8 bytes, joined: a length, and slices read from the table (the rows a
+    slice spans) when asked for, so that a corpus larger than memory stays on disk. ``ends``: each row's end
+    as a byte position in the whole table (one int64 per row)."""
+
+    def __init__(self, table: Any, ends: np.ndarray, start: int, end: int) -> None:
+        self.table, self.ends, self.start, self.end = table, ends, start, end
+        self.base = int(ends[start - 1]) if start else 0
+
+    @classmethod
+    def of(cls, table: Any) -> TableBytes:
+        """Every row of ``table``."""
+        import pyarrow.compute
+
+        lengths = pyarrow.compute.binary_length(table.data.column("text")).to_numpy(zero_copy_only=False)
+        return cls(table, np.cumsum(lengths, dtype=np.int64), 0, len(lengths))
+
+    def rows(self, start: int, end: int) -> TableBytes:
+        """Rows ``start`` ... ``end`` - 1 (of the whole table)."""
+        return TableBytes(self.table, self.ends, start, end)
+
+    def row_at(self, fraction: float) -> int:
+        """The row after the line holding the byte at ``fraction`` of these bytes (where a cut at that
+        fraction moved to the next line end falls, as :func:`byte_stream_splits` cuts)."""
+        mark = self.base + round(len(self) * fraction)
+        return min(int(np.searchsorted(self.ends, mark, side="right")) + 1, self.end)
+
+    def __len__(self) -> int:
+        return int(self.ends[self.end - 1]) - self.base if self.end > self.start else 0
+
+    def __getitem__(self, key: slice) -> bytes:
+        first_byte, end_byte, _ = key.indices(len(self))
+        if end_byte <= first_byte:
+            return b""
+        first_byte, end_byte = first_byte + self.base, end_byte + self.base
+        first = int(np.searchsorted(self.ends, first_byte, side="right"))  # (the row holding first_byte)
+        last = int(np.searchsorted(self.ends, end_byte, side="left"))  # (the row holding end_byte - 1)
+        text = "".join(self.table[first : last + 1]["text"]).encode("utf-8")
+        row_start = int(self.ends[first - 1]) if first else 0
+        return text[first_byte - row_start : end_byte - row_start]
+
+
+def windows_splits(
+    parts: tuple[Bytes, Bytes, Bytes], name: str, description: str, *, length: int, seed: int, total: int
+) -> Splits:
+    """Training, validation and test bytes as :class:`ByteWindows` of ``length`` bytes (held-out parts scored
+    ``length`` // 4 new bytes per window until a model sets its own stride); ``total``: the bytes they were
+    cut from, for the error of too few."""
+    train, validation, test = parts
+    if len(train) < 2 * length or not len(validation) or not len(test):
+        raise ValueError(f"{name}: {total} bytes are too few for windows of {length} bytes and held-out parts")
+    stride = max(1, length // 4)
+    return Splits(
+        name,
+        ByteWindows(train, length, seed=seed),
+        ByteWindows(validation, length, stride=stride),
+        ByteWindows(test, length, stride=stride),
+        classes=(),
+        description=f"{description}: {len(train):,} training, {len(validation):,} validation, {len(test):,} test bytes",
+    )
 
 
 def byte_stream_splits(
@@ -97,20 +176,9 @@ def byte_stream_splits(
         for part, start, end, taken in zip(parts, [0, *cuts[:2]], cuts, cut, strict=True):
             if taken:
                 part.append(source[start:end])
-    train, validation_bytes, test_bytes = (b"".join(part) for part in parts)
-    if len(train) < 2 * length or not validation_bytes or not test_bytes:
-        total = sum(map(len, sources)) + sum(map(len, [*(validation or []), *(test or [])]))
-        raise ValueError(f"{name}: {total} bytes are too few for windows of {length} bytes and held-out parts")
-    stride = max(1, length // 4)
-    return Splits(
-        name,
-        ByteWindows(train, length, seed=seed),
-        ByteWindows(validation_bytes, length, stride=stride),
-        ByteWindows(test_bytes, length, stride=stride),
-        classes=(),
-        description=f"{description}: {len(train):,} training, {len(validation_bytes):,} validation, "
-        f"{len(test_bytes):,} test bytes",
-    )
+    total = sum(map(len, sources)) + sum(map(len, [*(validation or []), *(test or [])]))
+    joined = tuple(b"".join(part) for part in parts)
+    return windows_splits(joined, name, description, length=length, seed=seed, total=total)
 
 
 def _cut(source: bytes, fraction: float) -> int:

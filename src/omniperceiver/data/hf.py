@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from omniperceiver.data.byte_stream import HELD_OUT, TableBytes, windows_splits
 from omniperceiver.data.file_dataset import FileDataset, Read
 from omniperceiver.data.folders import clip_read, encoded_text, image_reads, image_shape
 from omniperceiver.data.splits import Splits, indexed_labels, require_module, stratified_split
@@ -250,6 +251,46 @@ def hf_text_table(
         longest = max(longest, max(lengths))
     read = functools.partial(read_text_row, column=text_column, length=longest)
     return _split(path.stem, tables, labels, read, f"texts of {path} through datasets", seed)
+
+
+def hf_text_corpus(
+    root: str | Path,
+    *,
+    length: int = 256,
+    seed: int = 0,
+    validation: str | Path | None = None,
+    test: str | Path | None = None,
+) -> Splits:
+    """Every UTF-8 .txt file below ``root`` (sorted, recursively) for language modelling, through ``datasets``'
+    ``text`` builder: one memory-mapped table of their lines, read as
+    :class:`~omniperceiver.data.byte_stream.ByteWindows` of ``length`` bytes over its rows, the first 90% of
+    its bytes for training, the next 5% for validation, the last 5% for test (cut at line ends), so that a
+    corpus larger than memory stays on disk (one int64 per line is held). ``validation`` and ``test``: the
+    folders of those parts, where given (all of their files), which are then not cut from ``root``'s."""
+    library = _datasets()
+
+    def corpus(folder: Path) -> TableBytes:
+        files = sorted(folder.rglob("*.txt")) if folder.is_dir() else []
+        if not files:
+            raise FileNotFoundError(f"{folder} is not a folder holding .txt files")
+        files = {"train": list(map(str, files))}
+        loaded = _reading(folder, lambda: library.load_dataset("text", data_files=files, keep_linebreaks=True))
+        return TableBytes.of(loaded["train"])
+
+    whole = corpus(Path(root))
+    named = (("validation", validation), ("test", test))
+    given = {part: corpus(Path(folder)) for part, folder in named if folder is not None}
+    held_out = [0.0 if part in given else share for part, share in zip(("validation", "test"), HELD_OUT, strict=True)]
+    first, second = whole.row_at(1 - sum(held_out)), whole.row_at(1 - held_out[1])
+    parts = (
+        whole.rows(0, first),
+        given.get("validation") or whole.rows(first, second),
+        given.get("test") or whole.rows(second, whole.end),
+    )
+    total = len(whole) + sum(map(len, given.values()))
+    where = f"{root}" + "".join(f", {part}: {folder}" for part, folder in named if folder is not None)
+    description = f"the lines of the .txt files in {where} through datasets"
+    return windows_splits(parts, Path(root).name, description, length=length, seed=seed, total=total)
 
 
 def _path(given: str | Path | None) -> Path | None:

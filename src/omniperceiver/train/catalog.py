@@ -98,6 +98,7 @@ for _task in (
     _on_folder(FORTUNES, "hf-text-table", data.hf_text_table),
     _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
     _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
+    _on_folder(FORTUNES_LM, "hf-text-corpus-lm", data.hf_text_corpus),
     ClassificationTask("csv-series", "series (CSV)", data.csv_series, SequenceInput(), reads_folder=True),
     ClassificationTask("series", "series (.ts, .npz, .npy, CSV)", data.series, SequenceInput(), reads_folder=True),
     ClassificationTask("hf-table", "series (table rows, datasets)", data.hf_table, SequenceInput(), reads_folder=True),

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchmetrics
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.core.ar import ARConfig
+from omniperceiver.data.byte_stream import Bytes
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
 from omniperceiver.inference.generate import generate
@@ -63,11 +65,19 @@ def left_aligned(ids: Tensor, mask: Tensor, *more: Tensor) -> tuple[Tensor, ...]
     return tuple(t.gather(1, order) for t in (ids, mask, *more))
 
 
-def unigram_bits_per_byte(train: bytes, test: bytes) -> float:
-    """Cross-entropy in bits of the ``test`` bytes under the ``train`` bytes' frequencies (add-one smoothed)."""
+COUNT_CHUNK = 64 << 20  # bytes counted at a time
 
-    def counts(data: bytes) -> Tensor:
-        return torch.bincount(torch.frombuffer(bytearray(data), dtype=torch.uint8).long(), minlength=256).double()
+
+def unigram_bits_per_byte(train: Bytes, test: Bytes) -> float:
+    """Cross-entropy in bits of the ``test`` bytes under the ``train`` bytes' frequencies (add-one smoothed);
+    each read a chunk at a time (a corpus on disk stays there)."""
+
+    def counts(data: Bytes) -> Tensor:
+        total = torch.zeros(256, dtype=torch.float64)
+        for start in range(0, len(data), COUNT_CHUNK):
+            chunk = np.frombuffer(data[start : start + COUNT_CHUNK], dtype=np.uint8)
+            total += torch.from_numpy(np.bincount(chunk, minlength=256)).double()
+        return total
 
     probabilities = counts(train) + 1
     probabilities /= probabilities.sum()
@@ -79,13 +89,13 @@ COMPRESSION_CONTEXT = 64 << 20  # xz -9e's dictionary: earlier training bytes co
 
 
 @functools.cache  # several runs on one corpus in a process compress it once
-def compression_bits_per_byte(train: bytes, test: bytes) -> dict[str, float]:
+def compression_bits_per_byte(train: Bytes, test: Bytes) -> dict[str, float]:
     """Conditional compression of the ``test`` bytes given the ``train`` bytes (their last 64 MiB), in bits per
     test byte: (bits of compress(train + test) - bits of compress(train)) / len(test), by xz -9e and zstd -19
     --long."""
     import zstandard
 
-    train = train[-COMPRESSION_CONTEXT:]
+    train, test = train[-COMPRESSION_CONTEXT:], test[:]
 
     zstd = zstandard.ZstdCompressor(
         compression_params=zstandard.ZstdCompressionParameters.from_level(19, enable_ldm=True, window_log=27)
