@@ -25,3 +25,19 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="session")
+def demo_results(demo_dir):
+    """The full demo, every shipped recipe of it trained to the end once per session, two at a time (about half
+    the time): {task: DemoResult}, the runs in ``demo_dir``/TASK. The learning tests read its results, the
+    language model's engine test its fortunes-lm run."""
+    pytest.importorskip("lightning")
+    from omniperceiver.train.demo import run_demo
+
+    return {r.task: r for r in run_demo(demo_dir, progress=False, jobs=2)}

@@ -134,22 +134,23 @@ def test_evaluate_reproduces_the_test_metrics_and_the_run_has_its_pictures(tmp_p
 
 
 @needs_fortunes
-def test_a_byte_language_model_trains_and_generate_streams_its_continuation(tmp_path, capsys):
-    overrides = ["training.epochs=1", "training.batches_per_epoch=300"]  # 300 of an epoch's 837 batches
-    assert main(["train", "fortunes-lm", *overrides, "--output-dir", str(tmp_path), "--quiet"]) == 0
-    bits = float(capsys.readouterr().out.split("test_bits_per_byte ")[1][:6])
+def test_a_byte_language_model_scores_its_bytes_reads_other_latent_counts_and_streams_generation(
+    demo_results, demo_dir, capsys
+):
+    run = demo_dir / "fortunes-lm"  # (the demo's: the fortunes-lm recipe trained to its end)
+    bits = demo_results["fortunes-lm"].result
     assert bits < 4.2  # the unigram model of the training bytes scores 4.87 on the test bytes
-    samples = (tmp_path / "samples.txt").read_text()
+    samples = (run / "samples.txt").read_text()
     (scored,) = [line for line in samples.splitlines() if line.endswith("  this model")]
     assert float(scored.split()[0]) == pytest.approx(bits, abs=6e-4) and "xz -9e, given the training" in samples
     assert "' -> '" in samples
-    assert main(["evaluate", str(tmp_path), "--quiet", "--num-latents", "16", "64", "128"]) == 0
+    assert main(["evaluate", str(run), "--quiet", "--num-latents", "16", "64", "128"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[1] == "| N | test_bits_per_byte | test_loss | seconds |"
     by_latents = {int(row.split("|")[1]): float(row.split("|")[2]) for row in table[3:]}
     assert list(by_latents) == [16, 64, 128] and by_latents[64] == pytest.approx(bits, abs=1e-4)  # as trained
     assert len(set(by_latents.values())) == 3  # other latent counts score other numbers
-    command = ["generate", str(tmp_path), "--prompt", "Love is", "--temperature", "0", "--max-new-tokens", "30"]
+    command = ["generate", str(run), "--prompt", "Love is", "--temperature", "0", "--max-new-tokens", "30"]
     assert main(command) == 0
     first = capsys.readouterr().out
     assert first.startswith("Love is") and len(first) > len("Love is\n")

@@ -19,7 +19,7 @@ from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
 from omniperceiver.reproduce.fusion import late_fusion_accuracy
 from omniperceiver.train import load_recipe, train
-from omniperceiver.train.demo import DEMO, DemoResult, run_demo
+from omniperceiver.train.demo import DEMO
 from omniperceiver.train.inputs import (
     SPEECH_RATE,
     AudiovisualInput,
@@ -35,33 +35,23 @@ from omniperceiver.train.recipe import RECIPES
 pytestmark = needs_fortunes
 
 
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("demo")
-
-
-@pytest.fixture(scope="module")
-def results(demo_dir) -> dict[str, DemoResult]:
-    return {r.task: r for r in run_demo(demo_dir, progress=False, jobs=2)}  # two at a time: about half the time
-
-
 @pytest.mark.parametrize("demo", DEMO, ids=[d.recipe for d in DEMO])
-def test_each_task_beats_its_threshold_and_its_baseline(results, demo):
-    result = results[demo.recipe]
+def test_each_task_beats_its_threshold_and_its_baseline(demo_results, demo):
+    result = demo_results[demo.recipe]
     assert result.passed, result
 
 
-def test_fusion_beats_each_modality_alone(results):
-    fused = results["audiovisual-digits"].result
-    assert fused > results["audiovisual-image"].result and fused > results["audiovisual-audio"].result
+def test_fusion_beats_each_modality_alone(demo_results):
+    fused = demo_results["audiovisual-digits"].result
+    assert fused > demo_results["audiovisual-image"].result and fused > demo_results["audiovisual-audio"].result
 
 
-def test_late_fusion_of_the_single_modality_models_beats_each_alone(results, demo_dir):
+def test_late_fusion_of_the_single_modality_models_beats_each_alone(demo_results, demo_dir):
     image, audio = (
         ("audiovisual-image", demo_dir / "audiovisual-image"),
         ("audiovisual-audio", demo_dir / "audiovisual-audio"),
     )
-    alone = results["audiovisual-image"].result, results["audiovisual-audio"].result
+    alone = demo_results["audiovisual-image"].result, demo_results["audiovisual-audio"].result
     one_example = 1 / 450  # of the test split: a near-tie may fall the other way with other batch sizes
     assert late_fusion_accuracy(image, image) == pytest.approx(alone[0], abs=one_example)  # the engine's accuracy
     assert late_fusion_accuracy(audio, audio) == pytest.approx(alone[1], abs=one_example)
@@ -110,7 +100,7 @@ def _files(task, example, folder):
 
 
 @pytest.mark.parametrize("demo", DEMO, ids=[d.recipe for d in DEMO])
-def test_predict_runs_every_trained_demo_model_on_files(results, demo_dir, demo, tmp_path, capsys):
+def test_predict_runs_every_trained_demo_model_on_files(demo_results, demo_dir, demo, tmp_path, capsys):
     check_predict(demo_dir / demo.recipe, tmp_path, capsys)
 
 
