@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from omniperceiver.memory import allocated_peak_mb
+
 
 def peak_rss_mb() -> float:
     """This process's RSS high-water mark: VmHWM, which :func:`reset_peak_rss` resets. (ru_maxrss is not reset
@@ -41,22 +43,6 @@ def synchronized(step: Callable[[], object], device: torch.device) -> Callable[[
         torch.cuda.synchronize(device)
 
     return run
-
-
-def allocated_peak_mb(step: Callable[[], object]) -> float:
-    """Run ``step`` under the profiler; the most CPU tensor memory it held at once beyond what was live before,
-    in MiB (every allocation and free through PyTorch's CPU allocator, in order)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = prof.profiler.kineto_results.events()
-    changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
-    live = peak = 0
-    for _, change in changes:
-        live += change
-        peak = max(peak, live)
-    return peak / 2**20
 
 
 def reset_peak_rss() -> bool:
