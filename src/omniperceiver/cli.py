@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 import sys
+import textwrap
 import time
 import traceback
 import warnings
@@ -43,6 +44,11 @@ OMNIPERCEIVER_DEBUG=1, shows the traceback.
 """
 
 
+SHIPPED_RECIPES = textwrap.fill(
+    "Shipped recipes: " + ", ".join(sorted(path.stem for path in (Path(__file__).parent / "recipes").glob("*.yaml"))),
+    108,
+    break_on_hyphens=False,
+)
 MODEL_DIR_HELP = "an omniperceiver model directory, a training run folder, or a transformers directory"
 
 
@@ -444,15 +450,15 @@ def _parser() -> argparse.ArgumentParser:
     train_parser = command(
         "train",
         "train a recipe (needs the train extra)",
-        "Train the model of a recipe (a YAML file, or the name of a shipped one: digits, mnist, spoken-digits,\n"
-        "synthesized-digits, fortunes, shapes, audiovisual-digits, pasted-shapes, flow-pairs, fortunes-lm) on its\n"
+        "Train the model of a recipe (a YAML file, or the name of a shipped one, below) on its\n"
         "dataset's train split, validate every epoch, print the test metrics. The recipe's model is a trunk, a\n"
         "published architecture ({zoo: vision-perceiver-conv}) or init_from: weights to fine-tune (a model\n"
         "directory, a transformers directory or a run folder), with training.freeze and training.learning_rates.\n"
         "The run folder gets recipe.yaml, checkpoints/last.ckpt, logs/ (CSV and TensorBoard), model/ and the\n"
         "pictures. Overrides: section.key=value. Several processes: training.devices=N (DDP; training.strategy=fsdp\n"
         "for large models); several machines: run the same command on each under torchrun with\n"
-        "training.num_nodes=K.",
+        "training.num_nodes=K.\n"
+        f"{SHIPPED_RECIPES}.",
         "omniperceiver train mnist training.epochs=10\n"
         "  omniperceiver train finetune.yaml init_from=runs/frozen 'training.freeze=[]'\n"
         "  omniperceiver train my_recipe.yaml --output-dir runs/mine --resume",

@@ -16,6 +16,7 @@ from omniperceiver.train.inputs import (
     FlowInput,
     ImageInput,
     MfccInput,
+    PixelsInput,
     PointsInput,
     SequenceInput,
     SpeechInput,
@@ -77,6 +78,8 @@ def register(task: Task) -> Task:
 for _task in (
     DIGITS,
     dataclasses.replace(DIGITS, name="mnist", load=data.mnist, input=ImageInput(), augment=shift_images),
+    ClassificationTask("mnist-pixels", "image, pixel by pixel", data.mnist, PixelsInput(), augment=shift_images),
+    ClassificationTask("digits-pixels", "image, pixel by pixel", data.digits, PixelsInput(fourier_bands=4)),
     ClassificationTask("spoken-digits", "audio (MFCC)", data.spoken_digits, MfccInput()),
     SYNTHESIZED_DIGITS,
     FORTUNES,

@@ -4,13 +4,11 @@ baseline measured on the same split (each task's own: logistic regression on raw
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
+import functools
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import torch
-
+from omniperceiver.train.jobs import run_jobs
 from omniperceiver.train.recipe import load_recipe
 from omniperceiver.train.run import train
 
@@ -82,33 +80,15 @@ def run_demo(
     and measure their baselines; returns the results in the order of ``tasks``. ``jobs`` > 1 trains that many
     recipes at a time in worker processes that share this process's CPU threads (small models gain little
     from a second thread); their progress is one table row per finished recipe."""
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
     output_dir = Path(output_dir)
     results: dict[str, DemoResult] = {}
-
-    def finished(result: DemoResult) -> None:
+    longest_first = sorted(tasks, key=lambda demo: -demo.seconds) if jobs > 1 else tasks
+    progressing = progress and jobs == 1  # (workers show no progress bars: a table row per finished recipe)
+    calls = [functools.partial(run_task, demo, output_dir, quick, overrides, progressing) for demo in longest_first]
+    for result in run_jobs(calls, jobs):
         results[result.task] = result
         if progress:  # without a verdict: the results it must beat may not be in yet
             print(format_table([result], quick=True), flush=True)
-
-    if jobs == 1:
-        for demo in tasks:
-            finished(run_task(demo, output_dir, quick, overrides, progress))
-    else:
-        threads = max(1, torch.get_num_threads() // jobs)
-        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked OpenMP or Lightning state
-        with ProcessPoolExecutor(
-            jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
-        ) as pool:
-            longest_first = sorted(tasks, key=lambda demo: -demo.seconds)
-            runs = [pool.submit(run_task, demo, output_dir, quick, overrides, False) for demo in longest_first]
-            try:
-                for run in as_completed(runs):
-                    finished(run.result())
-            except BaseException:  # a failed recipe or Ctrl-C: the queued recipes do not start
-                pool.shutdown(cancel_futures=True)
-                raise
     return [
         dataclasses.replace(results[demo.recipe], to_beat=tuple(results[name].result for name in demo.beats))
         for demo in tasks

@@ -24,7 +24,7 @@ from omniperceiver.adapters.points import PointCloudInputConfig
 from omniperceiver.adapters.text import ByteTokenizer, TextInputConfig
 from omniperceiver.core.adapter import InputAdapterConfig
 from omniperceiver.core.config import Config, require, require_positive
-from omniperceiver.core.position import FourierPositionConfig
+from omniperceiver.core.position import FourierPositionConfig, grid_coordinates
 from omniperceiver.media.audio import log_mel_spectrogram, mfcc, resample
 
 Inputs = Tensor | dict[str, Tensor]
@@ -131,6 +131,66 @@ class ImageInput(Input):
         image = image.mean(-1, keepdim=True) if adapter.in_channels == 1 else image
         resized = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], adapter.image_shape, mode="bilinear")
         return resized, None
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelsInput(Input):
+    """Images (B, H, W, C) in [0, 1] read pixel by pixel as a set (B, H·W, 2 + C): each pixel's position in
+    the image (y, x in [-1, 1], given 2-D Fourier features of ``fourier_bands`` bands up to max(H, W) / 2, as
+    :class:`ImageInput` gives pixels) and its value (through a learned Linear to ``project_channels``, so that it
+    weighs as much as the position's features), attached before the pixels are put in the fixed order of
+    ``permutation_seed`` (None: row by row), so that a Perceiver reads an image with its pixels permuted as it
+    reads the image (the seed talk's permuted-pixels table). ``as_image``: models that are no Perceivers (a CNN,
+    a ViT) are handed the image (B, C, H, W) with its pixels moved by the same permutation instead."""
+
+    adapter_type = PointCloudInputConfig
+
+    fourier_bands: int = 8
+    project_channels: int = 16
+    permutation_seed: int | None = None
+    as_image: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive(fourier_bands=self.fourier_bands, project_channels=self.project_channels)
+
+    def adapter(self, train: Batch) -> InputAdapterConfig:
+        _, h, w, c = train[0].shape
+        return PointCloudInputConfig(
+            dimensions=2,
+            num_bands=self.fourier_bands,
+            max_frequency=max(h, w) / 2,
+            feature_channels=c,
+            project_features=self.project_channels,
+        )
+
+    def order(self, pixels: int) -> Tensor:
+        """The pixels' order (H·W,): the permutation of ``permutation_seed``, or row by row."""
+        if self.permutation_seed is None:
+            return torch.arange(pixels)
+        return torch.randperm(pixels, generator=torch.Generator().manual_seed(self.permutation_seed))
+
+    def unpack(self, batch: Batch) -> tuple[Inputs, Masks]:
+        images = batch[0]
+        b, h, w, c = images.shape
+        order = self.order(h * w).to(images.device)
+        pixels = images.reshape(b, h * w, c)[:, order]
+        if self.as_image:
+            return pixels.reshape(b, h, w, c).permute(0, 3, 1, 2), None
+        positions = grid_coordinates((h, w), device=images.device)[order].to(images.dtype)
+        return torch.cat([positions.expand(b, -1, -1), pixels], dim=-1), None
+
+    def features(self, batch: Batch) -> Tensor:
+        return _flat(batch[0])
+
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
+        """An image file at its own size (a Perceiver reads any number of pixels; positions span [-1, 1]), gray
+        for a model of one channel, as this input's pixel set."""
+        from omniperceiver.data.folders import read_image
+
+        (image,) = read_image(path)
+        if adapter.feature_channels == 1:
+            image = image.mean(-1, keepdim=True)
+        return self.unpack((image[None],))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """``train(recipe)`` and ``evaluate(run)``: data, model, Lightning Trainer, test metrics, pictures, the trained
 model saved. A run folder holds recipe.yaml, checkpoints/last.ckpt, logs/ (CSV and TensorBoard), model/ and
-the pictures; it is written only by its own run."""
+the pictures; it is written only by its own run. ``fit(build, recipe)`` trains a baseline the same way."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import datetime
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
 
-from omniperceiver.data.splits import label_fraction
+from omniperceiver.data.splits import Splits, label_fraction
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
 from omniperceiver.models.perceiver_ar import PerceiverAR
@@ -28,7 +30,7 @@ from omniperceiver.train.loaders import SplitsData
 from omniperceiver.train.metrics_csv import MetricsCSV
 from omniperceiver.train.quiet import TrainingProgressBar, quiet
 from omniperceiver.train.recipe import Recipe, load_recipe
-from omniperceiver.train.tasks.base import TaskModule
+from omniperceiver.train.tasks.base import Task, TaskModule
 
 RECIPE_FILE = "recipe.yaml"  # the mark of a run folder
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
@@ -114,6 +116,39 @@ def train(
         model.save_pretrained(output_dir / "model")
         task.pictures(output_dir, module, splits)
     return {**metrics, "train_seconds": seconds}
+
+
+@quiet()
+def fit(
+    build: Callable[[Splits], nn.Module], recipe: Recipe, *, task: Task | None = None, progress: bool = False
+) -> tuple[nn.Module, dict[str, float]]:
+    """Train a model that is no Perceiver (a baseline: forward(x, mask) -> outputs, as the task's models) as
+    :func:`train` trains the recipe's model: ``build(splits)`` builds it after the seed is set, and it trains
+    on the recipe's data with ``task``'s loss, metric and input (default: the recipe's task), the recipe's
+    training settings, optimizer and schedule. No run folder: returns the trained model and its test metrics
+    with the training time in seconds (``train_seconds``)."""
+    task = task or recipe.task
+    s = recipe.training
+    lightning.seed_everything(s.seed, workers=True, verbose=False)
+    splits = recipe.splits()
+    model = build(splits)
+    module = task.module(model, task, s)
+    data = SplitsData(splits, s.batch_size, s.seed, s.num_workers)
+    trainer = lightning.Trainer(
+        max_epochs=s.epochs,
+        limit_train_batches=s.batches_per_epoch or 1.0,
+        precision=s.precision,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=True,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    seconds = time.perf_counter() - start
+    return model, {**_test(trainer, module, data), "train_seconds": seconds}
 
 
 def _record_origin(output_dir: Path, lines: list[str], progress: bool) -> None:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
 
 
 @dataclasses.dataclass(frozen=True)
 class Trunk(Config):
     """A Perceiver IO trunk: latents, cross-attention and the latent stack (the input and output around it
-    come from the task and its ``input:`` section)."""
+    come from the task and its ``input:`` section); ``cross_attend_every = k`` cross-attends to the inputs
+    again before every k-th of the ``num_blocks`` blocks (the original Perceiver's iterative attention, one
+    shared cross-attention after the first)."""
 
     num_latents: int = 32
     latent_channels: int = 64
@@ -22,8 +24,10 @@ class Trunk(Config):
     num_self_attention_heads: int = 4
     widening_factor: int = 2
     dropout: float = 0.0
+    cross_attend_every: int | None = None
 
     def __post_init__(self) -> None:
+        require_optional_positive(cross_attend_every=self.cross_attend_every)
         require_positive(
             num_latents=self.num_latents,
             latent_channels=self.latent_channels,

@@ -163,6 +163,7 @@ class Task:
             num_self_attention_heads=trunk.num_self_attention_heads,
             self_attention_widening_factor=trunk.widening_factor,
             dropout=trunk.dropout,
+            cross_attend_every=trunk.cross_attend_every,
             activation_checkpointing=settings.activation_checkpointing,
         )
 

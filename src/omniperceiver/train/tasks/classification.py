@@ -32,7 +32,9 @@ class Classifier(TaskModule):
 
     @property
     def num_classes(self) -> int:
-        return self.model.config.decoder.output_channels
+        """K: a Perceiver's output channels, or another model's ``num_classes`` (a baseline's)."""
+        config = getattr(self.model, "config", None)
+        return config.decoder.output_channels if config is not None else self.model.num_classes
 
     def new_metric(self) -> torchmetrics.Metric:
         return MulticlassAccuracy(self.num_classes, average="micro")
