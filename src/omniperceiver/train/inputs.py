@@ -243,7 +243,7 @@ class MfccInput(SequenceInput):
 
     def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
         if path.suffix.lower() != ".wav":
-            return super().read(path, adapter)
+            return super().read(path, adapter, data)
         from omniperceiver.data.audio import mfcc_statistics
         from omniperceiver.data.folders import read_wav
 
