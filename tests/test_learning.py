@@ -25,6 +25,7 @@ from omniperceiver.train.inputs import (
     AudiovisualInput,
     ImageInput,
     MfccInput,
+    PixelsInput,
     PointsInput,
     SequenceInput,
     SpeechInput,
@@ -69,7 +70,7 @@ def _files(task, example, folder):
     """One test example of ``task`` written as the files its dataset's folders hold."""
     inputs = task.inputs(example)
     kind = type(task.input)
-    if kind is ImageInput:
+    if kind in (ImageInput, PixelsInput):
         return _png(folder / "example.png", inputs[0][0])
     if kind is TextInput or task.input is None:
         path = folder / "example.txt"
