@@ -42,6 +42,9 @@ def test_info_reports_a_missing_directory(tmp_path, capsys):
         (["info", "--help"], "omniperceiver info runs/digits"),
         (["convert", "--help"], "omniperceiver convert hf ./vision-perceiver-conv models/conv"),
         (["predict", "--help"], "omniperceiver predict models/conv cat.jpg dog.png"),
+        (["shards", "--help"], "omniperceiver shards my_images.yaml shards/my_images --per-shard 1000"),
+        (["train", "--help"], "omniperceiver train mnist training.epochs=10"),
+        (["reproduce", "--help"], "omniperceiver reproduce fusion --jobs 2"),
     ],
 )
 def test_every_command_has_help_with_an_example(args, example):
