@@ -99,6 +99,9 @@ def test_a_recipe_trains_on_the_shards_the_command_wrote_and_scores_their_test_p
     assert on_folder == pytest.approx(evaluate(tmp_path / "run", progress=False))  # the same 12 test samples
     with pytest.raises(ValueError, match="fixed when they were written: remove validation_path, test_path, data"):
         load_recipe(recipe, [f"data_path={tmp_path / 'shards'}", "data.size=[8, 8]"]).splits()
+    (tmp_path / "shards" / "test-000000.tar").write_bytes(b"not a tar")
+    with pytest.raises(ValueError, match=r"cannot read the shard .*test-000000\.tar: "):
+        list(shard_splits(tmp_path / "shards", "image-folder").test)
     with pytest.raises(ValueError, match="holds shards of dataset 'image-folder', not of 'text-folder'"):
         shard_splits(tmp_path / "shards", "text-folder")
     with pytest.raises(ValueError, match="6 training shards cannot be split over 1 processes x 8 workers"):

@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import re
+import tarfile
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,6 +147,15 @@ def _shards(shards: Any, part: str) -> list[dict]:
     return shards
 
 
+def _tar_samples(url: Path) -> Iterator[dict]:
+    """The samples of one shard as webdataset groups them; a missing or corrupt shard is a ValueError naming it."""
+    reading = _webdataset().WebDataset(str(url), shardshuffle=False, nodesplitter=None, workersplitter=None)
+    try:
+        yield from reading
+    except (OSError, tarfile.TarError) as error:
+        raise ValueError(f"cannot read the shard {url}: {one_line(error)}") from error
+
+
 class ShardStream(IterableDataset):
     """The samples (``read(file)``..., label) of one part's ``shards`` in ``folder``, in order (its length:
     their number). :meth:`samples` reads some of the shards, each shuffled or not; :class:`ShardShare` splits
@@ -163,13 +173,11 @@ class ShardStream(IterableDataset):
     def samples(self, shards: list[int] | range, shuffle_seed: list[int] | None = None) -> Iterator[tuple[Tensor, ...]]:
         """The samples of ``shards`` (indices), one shard after the other; with ``shuffle_seed``, each shard's
         samples in an order seeded by it and the shard (a shard's encoded files are held at once)."""
-        webdataset = _webdataset()
         for shard in shards:
             url = self.folder / self.shards[shard]["name"]
-            reading = webdataset.WebDataset(str(url), shardshuffle=False, nodesplitter=None, workersplitter=None)
-            samples: typing.Iterable[dict] = reading
+            samples: typing.Iterable[dict] = _tar_samples(url)
             if shuffle_seed is not None:
-                held = list(reading)
+                held = list(samples)
                 samples = [held[i] for i in np.random.default_rng([*shuffle_seed, shard]).permutation(len(held))]
             for sample in samples:
                 yield self._decoded(sample, url)
