@@ -4,9 +4,10 @@ file built on the training engine's tasks and recipes."""
 
 from omniperceiver.reproduce.fusion import FUSION
 from omniperceiver.reproduce.point_clouds import POINT_CLOUDS
+from omniperceiver.reproduce.raw_audio import RAW_AUDIO
 from omniperceiver.reproduce.raw_vs_permuted import RAW_VS_PERMUTED
 from omniperceiver.reproduce.table import Reproduction
 
-REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (RAW_VS_PERMUTED, POINT_CLOUDS, FUSION)}
+REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION)}
 
 __all__ = ["REPRODUCTIONS", "Reproduction"]

@@ -1,10 +1,12 @@
 """The small models the seed's tables set beside the Perceiver, each read as the task's models are read
 (forward(x, mask) -> logits (B, K), and ``num_classes`` = K) and trained by :func:`omniperceiver.train.fit` like
-them: a CNN and a ViT
-on images (B, C, H, W); a transformer over all points and a PointNet on point clouds (B, M, 3), each reading
-the points through the Perceiver's own input adapter (the same features)."""
+them: a CNN and a ViT on images (B, C, H, W); a 1-D CNN on series (B, T, C) (audio samples or frames); a
+transformer over all points and a PointNet on point clouds (B, M, 3), each reading the points through the
+Perceiver's own input adapter (the same features)."""
 
 from __future__ import annotations
+
+import itertools
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +36,28 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.head(self.features(x))
+
+
+class SmallCNN1d(nn.Module):
+    """Four blocks of a 3-wide convolution (``width``, 2·, 4·, 4·``width`` channels, BatchNorm, ReLU) and 2x
+    max-pooling over time, the maximum over the real steps, a hidden layer of 128 units with dropout: series
+    (B, T, C) (patches of audio samples, or spectrogram frames) and their mask (B, T) -> logits (B, K)."""
+
+    def __init__(self, channels: int, classes: int, width: int = 32) -> None:
+        super().__init__()
+        self.num_classes = classes
+        layers: list[nn.Module] = []
+        for c_in, c_out in itertools.pairwise((channels, width, 2 * width, 4 * width, 4 * width)):
+            layers += [nn.Conv1d(c_in, c_out, 3, padding=1), nn.BatchNorm1d(c_out), nn.ReLU(), nn.MaxPool1d(2)]
+        self.steps = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(4 * width, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, classes))
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        features = self.steps(x.transpose(1, 2))  # (B, W, T / 16)
+        if mask is not None:  # a pooled step is real when the first step it covers is
+            real = mask[:, :: x.shape[1] // features.shape[-1]][:, : features.shape[-1]]
+            features = features.masked_fill(~real[:, None], float("-inf"))
+        return self.head(features.amax(-1))
 
 
 class SmallViT(nn.Module):

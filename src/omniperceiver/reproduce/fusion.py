@@ -36,26 +36,22 @@ def late_fusion_accuracy(first: tuple[str, Path], second: tuple[str, Path]) -> f
 
 
 def fusion(output_dir: Path, quick: bool, jobs: int) -> Table:
-    results = {
-        r.task: r.result
-        for r in run_demo(
-            output_dir,
-            quick=quick,
-            progress=False,
-            jobs=jobs,
-            tasks=[d for d in DEMO if d.recipe in (IMAGE, AUDIO, BOTH)],
-        )
-    }
+    demos = [d for d in DEMO if d.recipe in (IMAGE, AUDIO, BOTH)]
+    results = run_demo(output_dir, quick=quick, progress=False, jobs=jobs, tasks=demos)
+    return fusion_table({r.task: r.result for r in results}, output_dir)
+
+
+def fusion_table(accuracies: dict[str, float], output_dir: Path) -> Table:
+    """The table of the three audio-visual recipes' test ``accuracies`` (by recipe), their runs in
+    ``output_dir``/RECIPE, and the late fusion of the single-modality runs."""
+    late = late_fusion_accuracy((IMAGE, output_dir / IMAGE), (AUDIO, output_dir / AUDIO))
     return Table(
         title="Audio + video fusion (audio-visual digits; seed: AudioSet)",
         columns=("audio", "image (video)", "audio + image"),
         seed_rows=(("Perceiver (mel spectrogram), mAP %", (38.4, 25.8, 43.2)),),
         rows=(
-            ("Perceiver, one modality / early fusion", (results[AUDIO], results[IMAGE], results[BOTH])),
-            (
-                "late fusion (averaged logits)",
-                (NONE, NONE, late_fusion_accuracy((IMAGE, output_dir / IMAGE), (AUDIO, output_dir / AUDIO))),
-            ),
+            ("Perceiver, one modality / early fusion", (accuracies[AUDIO], accuracies[IMAGE], accuracies[BOTH])),
+            ("late fusion (averaged logits)", (NONE, NONE, late)),
         ),
         caption="Ours: test accuracy on held-out examples (the image and the audio of a pair show the same digit,"
         " each noisy alone). Early fusion reads the image patches and the audio frames in one input array.",

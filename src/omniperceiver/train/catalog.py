@@ -13,6 +13,7 @@ from omniperceiver import data
 from omniperceiver.train.inputs import (
     SPEECH_RATE,
     AudiovisualInput,
+    AudiovisualLabelInput,
     FlowInput,
     ImageInput,
     MfccInput,
@@ -22,6 +23,7 @@ from omniperceiver.train.inputs import (
     SpeechInput,
     TextInput,
 )
+from omniperceiver.train.tasks.autoencoding import AutoencodingTask
 from omniperceiver.train.tasks.base import Task
 from omniperceiver.train.tasks.classification import ClassificationTask
 from omniperceiver.train.tasks.flow import FlowTask
@@ -82,6 +84,9 @@ for _task in (
     ClassificationTask("digits-pixels", "image, pixel by pixel", data.digits, PixelsInput(fourier_bands=4)),
     ClassificationTask("spoken-digits", "audio (MFCC)", data.spoken_digits, MfccInput()),
     SYNTHESIZED_DIGITS,
+    dataclasses.replace(
+        SYNTHESIZED_DIGITS, name="noisy-synthesized-digits", load=functools.partial(data.synthesized_digits, snr_db=0)
+    ),
     FORTUNES,
     FORTUNES_LM,
     SHAPES,
@@ -91,6 +96,12 @@ for _task in (
     ),
     ClassificationTask(
         "audiovisual-audio", "audio (of image + audio)", data.audiovisual_digits, SequenceInput(), tensors=(1, 2)
+    ),
+    AutoencodingTask(
+        "audiovisual-autoencoding",
+        "image + audio + label, reconstructed",
+        functools.partial(data.audiovisual_digits, corrupt_probability=0.0),
+        AudiovisualLabelInput(),
     ),
     SegmentationTask("pasted-shapes", "image, labelled per pixel", data.pasted_shapes, ImageInput()),
     _on_folder(DIGITS, "image-folder", data.image_folder),

@@ -19,6 +19,7 @@ from torch import Tensor
 from omniperceiver.adapters.array import ArrayInputConfig
 from omniperceiver.adapters.flow import FlowInputConfig
 from omniperceiver.adapters.image import ImageInputConfig, PatchStemConfig
+from omniperceiver.adapters.label import LabelInputConfig
 from omniperceiver.adapters.multimodal import ModalityInputConfig, MultimodalInputConfig
 from omniperceiver.adapters.points import PointCloudInputConfig
 from omniperceiver.adapters.text import ByteTokenizer, TextInputConfig
@@ -264,22 +265,54 @@ def pad_steps(steps: Tensor, adapter: InputAdapterConfig) -> tuple[Tensor, Tenso
     return torch.nn.functional.pad(steps, (0, 0, 0, length - len(steps)))[None], mask[None]
 
 
+SPEECH_REPRESENTATIONS = ("log-mel", "mfcc", "samples")
+
+
 @dataclasses.dataclass(frozen=True)
 class SpeechInput(SequenceInput):
-    """Waveforms (B, S) at 8 kHz and their sample mask, read as log-mel frames (B, T, 40) scaled to about
-    [-1, 1] (dB / 40); a frame is real when the sample at its centre is."""
+    """Waveforms (B, S) at 8 kHz and their sample mask, read as ``representation``: "log-mel" frames (B, T, 40)
+    scaled to about [-1, 1] (dB / 40, 16 ms apart), "mfcc" (B, T, 13): the first 13 coefficients of the
+    orthonormal DCT of those frames, or "samples": the waveform itself scaled to unit RMS over its real samples,
+    each ``samples_per_patch`` consecutive samples one element (B, S / p, p) (over a thousand elements per clip).
+    A frame is real when the sample at its centre is, a patch when its first sample is."""
 
     fourier_bands: int = 16
+    representation: str = "log-mel"
+    samples_per_patch: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            self.representation in SPEECH_REPRESENTATIONS,
+            "representation",
+            self.representation,
+            f"one of {', '.join(SPEECH_REPRESENTATIONS)}",
+        )
+        require_positive(samples_per_patch=self.samples_per_patch)
 
     def _frames(self, waveforms: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        frames = log_mel_spectrogram(waveforms, SPEECH_RATE, n_fft=256, hop_length=SPEECH_HOP, n_mels=SPEECH_MELS)
+        """(B, S) waveforms and their mask -> (B, T, C) elements and their mask (B, T)."""
+        if self.representation == "samples":
+            p = self.samples_per_patch
+            loudness = (waveforms.square().sum(1) / mask.sum(1).clamp(min=1)).sqrt().clamp(min=1e-4)
+            waveforms = waveforms / loudness[:, None]
+            padding = -waveforms.shape[1] % p
+            waveforms, mask = (torch.nn.functional.pad(t, (0, padding)) for t in (waveforms, mask))
+            return waveforms.reshape(len(waveforms), -1, p), mask[:, ::p]
+        spectrum = dict(n_fft=256, hop_length=SPEECH_HOP, n_mels=SPEECH_MELS)
+        if self.representation == "mfcc":
+            frames = mfcc(
+                waveforms, SPEECH_RATE, **spectrum, mel_scale="slaney", mel_norm="slaney", pad_mode="constant"
+            )
+        else:
+            frames = log_mel_spectrogram(waveforms, SPEECH_RATE, **spectrum)
         frames = frames.transpose(1, 2) / 40
         return frames, mask[:, ::SPEECH_HOP][:, : frames.shape[1]]
 
     def adapter(self, train: Batch) -> InputAdapterConfig:
         frames, _ = self._frames(*train[:2])
         return ArrayInputConfig(
-            (frames.shape[1],), SPEECH_MELS, _fourier(self.fourier_bands), project_channels=self.project_channels
+            (frames.shape[1],), frames.shape[2], _fourier(self.fourier_bands), project_channels=self.project_channels
         )
 
     def unpack(self, batch: Batch) -> tuple[Inputs, Masks]:
@@ -435,3 +468,36 @@ class AudiovisualInput(Input):
             raise ValueError(f"expected a .npz with arrays 'image' (H, W, C) and 'audio' (T, C) ({error})") from error
         audio, mask = pad_steps(audio, adapter.modalities[1].adapter)
         return {"image": image.permute(2, 0, 1)[None], "audio": audio}, {"audio": mask}
+
+
+@dataclasses.dataclass(frozen=True)
+class AudiovisualLabelInput(AudiovisualInput):
+    """An image (B, H, W, C), a series (B, T, C') with its mask and a label (B,) of ``num_classes`` classes, read
+    as one input of three modalities, the label one-hot (all zeros: hidden). Training hides each example's
+    label with probability ``hide_label``; validation, test and ``predict`` hide every label (the model infers
+    it: classification as autoencoding)."""
+
+    num_classes: int = 10
+    hide_label: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(num_classes=self.num_classes)
+        require(0 <= self.hide_label <= 1, "hide_label", self.hide_label, "a probability in [0, 1]")
+
+    def adapter(self, train: Batch) -> InputAdapterConfig:
+        image_audio = super().adapter(train)
+        label = ModalityInputConfig("label", LabelInputConfig(self.num_classes))
+        return dataclasses.replace(image_audio, modalities=(*image_audio.modalities, label))
+
+    def unpack(self, batch: Batch) -> tuple[Inputs, Masks]:
+        x, mask = super().unpack(batch)
+        labels = batch[3]
+        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
+            raise ValueError(f"expected labels in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
+        return {**x, "label": torch.nn.functional.one_hot(labels, self.num_classes).float()}, mask
+
+    def read(self, path: Path, adapter: InputAdapterConfig, data: dict[str, Any]) -> tuple[Inputs, Masks]:
+        """A .npz as :class:`AudiovisualInput` reads it; the label hidden."""
+        x, mask = super().read(path, adapter, data)
+        return {**x, "label": torch.zeros(1, self.num_classes)}, mask

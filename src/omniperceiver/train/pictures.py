@@ -193,3 +193,16 @@ def segmentation(module: lightning.LightningModule, examples: tuple[Tensor, ...]
             ax.set_title(title)
             ax.axis("off")
     _save(figure, path)
+
+
+def reconstructions(images: Tensor, reconstructed: Tensor, path: Path) -> None:
+    """Test images (B, H, W, C) in [0, 1] above their reconstructions (same shape), each with its PSNR."""
+    figure, axes = _figure(2, len(images), (1.6 * len(images), 3.6))
+    for column, (image, guess) in enumerate(zip(images, reconstructed, strict=True)):
+        psnr = -10 * torch.log10(torch.nn.functional.mse_loss(guess, image).clamp(min=1e-10))
+        for ax, shown, title in ((axes[0, column], image, "input"), (axes[1, column], guess, f"{psnr:.1f} dB")):
+            ax.imshow(shown.float().cpu().numpy().squeeze(-1) if shown.shape[-1] == 1 else shown.cpu().numpy(),
+                      cmap="gray", vmin=0, vmax=1)  # fmt: skip
+            ax.set_title(title)
+            ax.axis("off")
+    _save(figure, path)
