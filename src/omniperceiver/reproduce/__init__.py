@@ -3,11 +3,14 @@ that ships here and prints the table in the seed's shape, the seed's figures bes
 file built on the training engine's tasks and recipes."""
 
 from omniperceiver.reproduce.fusion import FUSION
+from omniperceiver.reproduce.multimodal_autoencoding import MULTIMODAL_AUTOENCODING
 from omniperceiver.reproduce.point_clouds import POINT_CLOUDS
 from omniperceiver.reproduce.raw_audio import RAW_AUDIO
 from omniperceiver.reproduce.raw_vs_permuted import RAW_VS_PERMUTED
 from omniperceiver.reproduce.table import Reproduction
 
-REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION)}
+REPRODUCTIONS: dict[str, Reproduction] = {
+    r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION, MULTIMODAL_AUTOENCODING)
+}
 
 __all__ = ["REPRODUCTIONS", "Reproduction"]

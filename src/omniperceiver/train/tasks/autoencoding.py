@@ -101,8 +101,8 @@ class AutoencodingTask(ClassificationTask):
 
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
         """The trunk's encoder and a decoder of per-modality queries: 2-D Fourier features of each image patch's
-        position (the input's patches), 1-D of each audio frame's, one learned label query; a Linear head per
-        modality."""
+        position (the input's patches), 1-D of each audio frame's, one learned label query, decoded with the
+        encoder's cross-attention heads and widening; a Linear head per modality."""
         image, audio, _, _ = rows_of(splits.train, 1)
         _, h, w, c = image.shape
         p = self.input.patch_size
@@ -127,7 +127,13 @@ class AutoencodingTask(ClassificationTask):
         return PerceiverIOConfig(
             input=self.input.adapter(self.inputs(rows_of(splits.train, 1))),
             encoder=self.encoder(splits, trunk, settings),
-            decoder=DecoderConfig(queries, d, output_channels=d),
+            decoder=DecoderConfig(
+                queries,
+                d,
+                output_channels=d,
+                num_heads=trunk.num_cross_attention_heads,
+                widening_factor=trunk.widening_factor,
+            ),
             output=output,
         )
 
