@@ -16,6 +16,12 @@ from omniperceiver.train.initialize import build_model
 CNN_DROP = 0.04  # the quick CNN's MNIST accuracy falls 0.079 ± 0.008 when permuted (seeds 0-3; README)
 
 
+def our_rows(text: str) -> dict[str, list[float]]:
+    """{row name: its values} of the rows of our figures ("| ours: ... |") in a printed table."""
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ours: ")]
+    return {name.strip(): [float(v) for v in values] for name, *values in rows}
+
+
 def test_list_names_every_table(capsys):
     assert main(["reproduce", "--list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
@@ -67,8 +73,7 @@ def test_raw_vs_permuted_prints_the_seed_rows_beside_ours_the_cnn_drops_and_the_
     out = capsys.readouterr().out
     assert "| model / inputs | raw pixels | permuted pixels |" in out
     assert "| seed: ResNet-50, top-1 % | 73.5 | 39.4 |" in out and "| seed: Perceiver, top-1 % | 78.0 | 78.0 |" in out
-    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:4]] for line in out.splitlines()
-            if line.startswith("| ours: ")}  # fmt: skip
+    rows = our_rows(out)
     cnn_raw, cnn_permuted = rows["ours: CNN, MNIST"]
     assert cnn_raw - cnn_permuted >= CNN_DROP  # the CNN needs its pixels' neighbours
     assert "changed 0 of its 750 MNIST test predictions and 0 of its 272 8x8 digits test predictions" in out
@@ -81,16 +86,11 @@ def test_point_clouds_prints_the_seed_rows_and_the_cost_of_more_points_linear_ag
     out = capsys.readouterr().out
     assert "| seed: PointNet++, % | 91.9 |" in out and "| seed: Perceiver, % | 85.7 |" in out
     accuracies, costs = out.split("Time and tensor memory")
-
-    def rows(text):
-        return {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]] for line in text.splitlines()
-                if line.startswith("| ours: ")}  # fmt: skip
-
-    accuracy = rows(accuracies)
+    accuracy = our_rows(accuracies)
     assert set(accuracy) == {"ours: Perceiver", "ours: Transformer over all points", "ours: PointNet"}
     assert all(value > 1 / 7 for (value,) in accuracy.values())  # above chance after the quick training
     assert "| model / inputs | 512 points | 2,048 points |" in costs
-    ms = rows(costs)
+    ms = our_rows(costs)
     perceiver, transformer = ms["ours: Perceiver, ms"], ms["ours: Transformer over all points, ms"]
     # 4x the points: the transformer's time grows about 10x (quadratic attention), the Perceiver's about 1.5x
     assert transformer[1] / transformer[0] > 2 * perceiver[1] / perceiver[0]
@@ -106,8 +106,7 @@ def test_raw_audio_prints_the_seed_rows_and_both_models_learn_from_the_raw_sampl
     assert "| model / inputs | raw samples | log-mel | MFCC |" in out
     assert "| seed: Perceiver, mAP % | 38.3 | 38.4 | - |" in out and "| seed: CNN-14, mAP % | - | 43.1 | - |" in out
     assert "Elements per clip: 1,173 (raw samples), 74 (log-mel), 74 (MFCC)" in out
-    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:5]] for line in out.splitlines()
-            if line.startswith("| ours: ")}  # fmt: skip
+    rows = our_rows(out)
     (raw, _, mfcc), cnn = rows["ours: Perceiver"], rows["ours: 1-D CNN"]
     assert raw > 0.15 and mfcc > 0.3 and min(cnn) > 0.7
     assert (tmp_path / "noisy-synthesized-digits-raw-samples" / "model" / "model.safetensors").is_file()
@@ -122,8 +121,7 @@ def test_multimodal_autoencoding_infers_the_hidden_label_and_the_larger_bottlene
     out = capsys.readouterr().out
     assert "| model / inputs | image PSNR, dB | audio PSNR, dB | label accuracy %, label hidden |" in out
     assert "1,990 values per example" in out and "compression 16x (8 x 16), 1x (32 x 64)" in out
-    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:5]] for line in out.splitlines()
-            if line.startswith("| ours: ")}  # fmt: skip
+    rows = our_rows(out)
     (_, mean_audio, majority), small, large = rows.values()
     assert list(rows)[1:] == ["ours: Perceiver IO, 8 x 16 latents", "ours: Perceiver IO, 32 x 64 latents"]
     assert majority == 10.0 and small[2] > 25 and large[2] > small[2] + 15  # the label, hidden, is inferred

@@ -45,8 +45,9 @@ def test_mfccs_are_the_first_cepstral_coefficients_of_the_log_mel_frames(clips):
 
 def test_a_model_reads_each_representation_with_an_adapter_of_its_size(clips):
     for representation, channels in (("samples", 4), ("log-mel", 40), ("mfcc", 13)):
-        adapter = SpeechInput(representation=representation, samples_per_patch=4).adapter(clips)
-        x, mask = SpeechInput(representation=representation, samples_per_patch=4).unpack(clips)
+        speech = SpeechInput(representation=representation, samples_per_patch=4 if representation == "samples" else 1)
+        adapter = speech.adapter(clips)
+        x, mask = speech.unpack(clips)
         assert adapter.in_channels == channels and adapter.index_shape == (x.shape[1],)
         inputs, flat_mask = adapter.build()(x, mask)
         assert inputs.shape[:2] == mask.shape and torch.equal(flat_mask, mask)
@@ -57,6 +58,8 @@ def test_an_unknown_representation_is_refused_naming_the_known_ones():
         SpeechInput(representation="spectrum")
     with pytest.raises(ValueError, match="samples_per_patch=0"):
         SpeechInput(representation="samples", samples_per_patch=0)
+    with pytest.raises(ValueError, match=r"samples_per_patch=8 is invalid: expected 1 \(patches are of raw samples"):
+        SpeechInput(representation="mfcc", samples_per_patch=8)
 
 
 @needs_espeak_ng
@@ -81,7 +84,7 @@ def test_predict_reads_a_wav_file_as_the_dataset_clip_in_each_representation(cli
         clip.writeframes(samples.numpy().tobytes())
     stored = (samples.float() / 32768)[None], torch.ones(1, len(samples), dtype=torch.bool)
     for representation in SPEECH_REPRESENTATIONS:
-        speech = SpeechInput(representation=representation, samples_per_patch=8)
+        speech = SpeechInput(representation=representation, samples_per_patch=8 if representation == "samples" else 1)
         adapter = speech.adapter(clips)
         x, real = speech.read(tmp_path / "clip.wav", adapter, {})
         expected, expected_real = speech.unpack(stored)

@@ -289,6 +289,12 @@ class SpeechInput(SequenceInput):
             f"one of {', '.join(SPEECH_REPRESENTATIONS)}",
         )
         require_positive(samples_per_patch=self.samples_per_patch)
+        require(
+            self.representation == "samples" or self.samples_per_patch == 1,
+            "samples_per_patch",
+            self.samples_per_patch,
+            f"1 (patches are of raw samples; representation is {self.representation!r})",
+        )
 
     def _frames(self, waveforms: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S) waveforms and their mask -> (B, T, C) elements and their mask (B, T)."""
