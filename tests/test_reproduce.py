@@ -16,6 +16,12 @@ from omniperceiver.train.initialize import build_model
 CNN_DROP = 0.04  # the quick CNN's MNIST accuracy falls 0.079 ± 0.008 when permuted (seeds 0-3; README)
 
 
+def quick_table(name: str, tmp_path, capsys) -> str:
+    """What `omniperceiver reproduce NAME --quick --jobs 2` prints (its runs and table in ``tmp_path``)."""
+    assert main(["reproduce", name, "--quick", "--jobs", "2", "--output-dir", str(tmp_path)]) == 0
+    return capsys.readouterr().out
+
+
 def our_rows(text: str) -> dict[str, list[float]]:
     """{row name: its values} of the rows of our figures ("| ours: ... |") in a printed table."""
     rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ours: ")]
@@ -69,8 +75,7 @@ def test_a_perceiver_reads_permuted_pixels_as_the_image_and_a_cnn_sees_them_move
 
 
 def test_raw_vs_permuted_prints_the_seed_rows_beside_ours_the_cnn_drops_and_the_perceiver_reads_alike(tmp_path, capsys):
-    assert main(["reproduce", "raw-vs-permuted", "--quick", "--jobs", "2", "--output-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = quick_table("raw-vs-permuted", tmp_path, capsys)
     assert "| model / inputs | raw pixels | permuted pixels |" in out
     assert "| seed: ResNet-50, top-1 % | 73.5 | 39.4 |" in out and "| seed: Perceiver, top-1 % | 78.0 | 78.0 |" in out
     rows = our_rows(out)
@@ -82,8 +87,7 @@ def test_raw_vs_permuted_prints_the_seed_rows_beside_ours_the_cnn_drops_and_the_
 
 
 def test_point_clouds_prints_the_seed_rows_and_the_cost_of_more_points_linear_against_quadratic(tmp_path, capsys):
-    assert main(["reproduce", "point-clouds", "--quick", "--jobs", "2", "--output-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out = quick_table("point-clouds", tmp_path, capsys)
     assert "| seed: PointNet++, % | 91.9 |" in out and "| seed: Perceiver, % | 85.7 |" in out
     accuracies, costs = out.split("Time and tensor memory")
     accuracy = our_rows(accuracies)
@@ -100,9 +104,7 @@ def test_point_clouds_prints_the_seed_rows_and_the_cost_of_more_points_linear_ag
 # MFCC 0.54, 0.52, 0.42, 0.42 (log-mel 0.10-0.29: not asserted); 1-D CNN 0.85-1.0 on every representation
 @needs_espeak_ng
 def test_raw_audio_prints_the_seed_rows_and_both_models_learn_from_the_raw_samples(tmp_path, capsys):
-    command = ["reproduce", "raw-audio-vs-spectrogram", "--quick", "--jobs", "2", "--output-dir", str(tmp_path)]
-    assert main(command) == 0
-    out = capsys.readouterr().out
+    out = quick_table("raw-audio-vs-spectrogram", tmp_path, capsys)
     assert "| model / inputs | raw samples | log-mel | MFCC |" in out
     assert "| seed: Perceiver, mAP % | 38.3 | 38.4 | - |" in out and "| seed: CNN-14, mAP % | - | 43.1 | - |" in out
     assert "Elements per clip: 1,173 (raw samples), 74 (log-mel), 74 (MFCC)" in out
@@ -116,9 +118,7 @@ def test_raw_audio_prints_the_seed_rows_and_both_models_learn_from_the_raw_sampl
 # image 10.1-10.9 dB, audio 19.6-20.1 dB, label 38.9-63.6 %; 32 x 64: image 11.1-11.4, audio 20.5-20.6, label
 # 84.4-94.0 % (the images need the full run: 12.7 and 15.2 dB)
 def test_multimodal_autoencoding_infers_the_hidden_label_and_the_larger_bottleneck_does_better(tmp_path, capsys):
-    command = ["reproduce", "multimodal-autoencoding", "--quick", "--jobs", "2", "--output-dir", str(tmp_path)]
-    assert main(command) == 0
-    out = capsys.readouterr().out
+    out = quick_table("multimodal-autoencoding", tmp_path, capsys)
     assert "| model / inputs | image PSNR, dB | audio PSNR, dB | label accuracy %, label hidden |" in out
     assert "1,990 values per example" in out and "compression 16x (8 x 16), 1x (32 x 64)" in out
     rows = our_rows(out)

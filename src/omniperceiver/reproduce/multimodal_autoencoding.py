@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.loading import from_pretrained
 from omniperceiver.reproduce.table import Reproduction, Table
 from omniperceiver.train.jobs import run_jobs
@@ -21,10 +20,7 @@ from omniperceiver.train.run import train
 from omniperceiver.train.tasks.autoencoding import Autoencoder, image_patches
 
 RECIPE = "audiovisual-autoencoding"
-BOTTLENECKS = {  # latents x channels: the recipe's model overrides
-    "8 x 16": ("model.num_latents=8", "model.latent_channels=16", "model.num_self_attention_heads=2"),
-    "32 x 64": ("model.num_latents=32", "model.latent_channels=64"),
-}
+BOTTLENECKS = ((8, 16), (32, 64))  # (latents, channels)
 QUICK = ("training.epochs=2",)
 
 
@@ -35,8 +31,7 @@ def test_scores(recipe_overrides: tuple[str, ...], run_dir: Path) -> tuple[float
     recipe = load_recipe(RECIPE, list(recipe_overrides))
     task = recipe.task
     module = Autoencoder(from_pretrained(run_dir / "model").eval(), task, recipe.training).eval()
-    test = rows_of(recipe.splits().test, len(recipe.splits().test))
-    outputs, (image, audio, mask, label) = module.predict(test)
+    outputs, (image, audio, mask, label) = module.predict(recipe.splits().test.tensors)
     patches = image_patches(image, task.input.patch_size)
     image_psnr = peak_signal_noise_ratio(outputs["image"], patches, data_range=1.0)
     real = audio[mask]
@@ -62,26 +57,34 @@ def mean_scores() -> tuple[float, float, float]:
     return float(image_psnr), float(audio_psnr), float(accuracy)
 
 
-def train_one(bottleneck: str, output_dir: Path, quick: bool) -> tuple[str, tuple[float, float, float, int]]:
-    """Train the recipe with one bottleneck into ``output_dir``; its test scores (:func:`test_scores`)."""
-    overrides = (*BOTTLENECKS[bottleneck], *(QUICK if quick else ()))
-    folder = output_dir / f"{RECIPE}-{bottleneck.replace(' ', '')}"
+def _name(latents: int, channels: int) -> str:
+    return f"{latents} x {channels}"
+
+
+def train_one(
+    latents: int, channels: int, output_dir: Path, quick: bool
+) -> tuple[tuple[int, int], tuple[float, float, float, int]]:
+    """Train the recipe with a bottleneck of ``latents`` x ``channels`` into ``output_dir``; its test scores
+    (:func:`test_scores`)."""
+    heads = f"model.num_self_attention_heads={min(4, channels // 8)}"  # heads of at least 8 channels
+    overrides = (f"model.num_latents={latents}", f"model.latent_channels={channels}", heads, *(QUICK if quick else ()))
+    folder = output_dir / f"{RECIPE}-{latents}x{channels}"
     train(load_recipe(RECIPE, list(overrides)), folder, overwrite=True, progress=False)
-    return bottleneck, test_scores(overrides, folder)
+    return (latents, channels), test_scores(overrides, folder)
 
 
 def multimodal_autoencoding(output_dir: Path, quick: bool, jobs: int) -> Table:
-    calls = [functools.partial(train_one, bottleneck, output_dir, quick) for bottleneck in BOTTLENECKS]
+    calls = [functools.partial(train_one, *bottleneck, output_dir, quick) for bottleneck in BOTTLENECKS]
     results = dict(run_jobs(calls, jobs))
     values = next(iter(results.values()))[3]
-    ratios = ", ".join(f"{values / _latent_values(b):.0f}x ({b})" for b in BOTTLENECKS)
+    ratios = ", ".join(f"{values / (n * c):.0f}x ({_name(n, c)})" for n, c in BOTTLENECKS)
     return Table(
         title="Multimodal autoencoding (audio-visual digits; paper: Kinetics-700)",
         columns=("image PSNR, dB", "audio PSNR, dB", "label accuracy %, label hidden"),
         seed_rows=(),
         rows=(
             ("the training split's mean", mean_scores()),
-            *((f"Perceiver IO, {b} latents", results[b][:3]) for b in BOTTLENECKS),
+            *((f"Perceiver IO, {_name(*b)} latents", results[b][:3]) for b in BOTTLENECKS),
         ),
         caption="Ours: test pairs of an MNIST image (28x28) and a spoken digit's MFCC frames (92 x 13), with the"
         f" digit's one-hot label: {values:,} values per example through a bottleneck of latents x channels values"
@@ -90,11 +93,6 @@ def multimodal_autoencoding(output_dir: Path, quick: bool, jobs: int) -> Table:
         " labels; the test hides all, so the label is inferred from the image and the audio. Image PSNR over pixels"
         " in [0, 1]; audio PSNR over the real frames, peak = their range.",
     )
-
-
-def _latent_values(bottleneck: str) -> int:
-    latents, channels = (int(n) for n in bottleneck.split(" x "))
-    return latents * channels
 
 
 MULTIMODAL_AUTOENCODING = Reproduction(

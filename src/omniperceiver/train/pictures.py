@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from omniperceiver.adapters.points import PointCloudInputAdapter
 from omniperceiver.adapters.text import ByteTokenizer
@@ -199,7 +200,7 @@ def reconstructions(images: Tensor, reconstructed: Tensor, path: Path) -> None:
     """Test images (B, H, W, C) in [0, 1] above their reconstructions (same shape), each with its PSNR."""
     figure, axes = _figure(2, len(images), (1.6 * len(images), 3.6))
     for column, (image, guess) in enumerate(zip(images, reconstructed, strict=True)):
-        psnr = -10 * torch.log10(torch.nn.functional.mse_loss(guess, image).clamp(min=1e-10))
+        psnr = peak_signal_noise_ratio(guess, image, data_range=1.0)
         for ax, shown, title in ((axes[0, column], image, "input"), (axes[1, column], guess, f"{psnr:.1f} dB")):
             ax.imshow(shown.float().cpu().numpy().squeeze(-1) if shown.shape[-1] == 1 else shown.cpu().numpy(),
                       cmap="gray", vmin=0, vmax=1)  # fmt: skip

@@ -72,8 +72,11 @@ class Autoencoder(Classifier):
     def predict(self, batch: tuple[Tensor, ...]) -> tuple[dict[str, Tensor], Example]:
         x, mask, target = self.task.unpack(batch)
         label = x["label"]
-        shown = torch.rand(len(label), device=label.device) >= self.task.input.hide_label
-        x = {**x, "label": label * shown[:, None] if self.training else torch.zeros_like(label)}
+        if self.training:
+            shown = torch.rand(len(label), device=label.device) >= self.task.input.hide_label
+            x = {**x, "label": label * shown[:, None]}
+        else:
+            x = {**x, "label": torch.zeros_like(label)}
         return {name: value.float() for name, value in self.model(x, mask).items()}, target
 
     def loss(self, outputs: dict[str, Tensor], target: Example) -> Tensor:
