@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import omniperceiver as op
 from omniperceiver import zoo
-from omniperceiver.adapters.flow import frame_patches
+from omniperceiver.adapters.flow import FlowInputConfig, box_blur, frame_patches, normalize_patches
 from omniperceiver.adapters.image import ConvStemConfig, ImageInputConfig, space_to_depth
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.core.position import FourierPositionConfig, grid_coordinates
@@ -48,6 +48,20 @@ def test_frame_patches_match_the_reference_patch_extraction():
     patches = padded.unfold(2, 3, 1).unfold(3, 3, 1).permute(0, 4, 5, 1, 2, 3).reshape(2, 2, 27, 6, 7)
     expected = patches.permute(0, 3, 4, 1, 2).reshape(2, 6, 7, 54)  # both frames per pixel, frame-major
     assert torch.equal(frame_patches(frames, 3), expected)
+
+
+def test_spaced_patches_hold_pixels_spacing_apart():
+    frames = torch.randn(1, 1, 3, 20, 24)
+    patches = frame_patches(frames, 3, spacing=2).view(1, 20, 24, 3, 3, 3)  # (B, H, W, kh, kw, C)
+    assert torch.equal(patches[0, 10, 12, 0, 2], frames[0, 0, :, 8, 14])  # kh 0: 2 rows up, kw 2: 2 columns right
+    assert torch.equal(patches[0, 0, 0, 0], torch.zeros(3, 3))  # zero padding beyond the frame
+    pair = torch.randn(2, 2, 3, 20, 24)
+    config = FlowInputConfig((20, 24), patch_size=3, channels=None, normalize=True, levels=2)
+    inputs, _ = config.build()(pair)
+    assert inputs.shape == (2, 480, 2 * 54) and config.num_channels == 108
+    coarse = normalize_patches(frame_patches(box_blur(pair, 3), 3, spacing=2))  # level 1: 3x3 boxes, 2 px apart
+    assert torch.allclose(inputs[..., 54:], coarse.flatten(1, 2))
+    assert torch.allclose(box_blur(pair, 3)[..., 5, 7], pair[..., 4:7, 6:9].mean((-2, -1)))
 
 
 def test_conv_stem_turns_224_pixels_into_55_squared_tokens():

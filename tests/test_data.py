@@ -84,6 +84,32 @@ def test_flow_pairs_second_frames_are_the_first_moved_by_the_true_flow():
         assert moved < 0.8 * still and moved < 0.6 * backwards
 
 
+def test_moving_shapes_are_layers_the_second_frame_shows_moved_by_the_true_flow():
+    from omniperceiver.data.flow import TEXTURES
+
+    splits = data.moving_shapes(pairs=(4, 4, 8), size=(40, 48), max_motion=6.0)
+    assert splits.sizes() == (4, 4, 8) and not set(TEXTURES["train"]) & {*TEXTURES["validation"], *TEXTURES["test"]}
+    frames, flows = splits.test.tensors
+    assert frames.shape[1:] == (2, 3, 40, 48) and flows.shape[1:] == (40, 48, 2)
+    assert flows.norm(dim=-1).max() <= 6.0 + 1e-4 and flows.norm(dim=-1).mean() > 1.5
+    steps = (flows[:, 1:] - flows[:, :-1]).norm(dim=-1).amax((1, 2))
+    assert (steps > 0.5).all()  # every pair has layers moving apart (a smooth field steps < 0.1 px a pixel)
+    for (first, second), flow in zip(frames.numpy(), flows.numpy(), strict=True):
+        moved, still, backwards = (warp_error(first, second, flow, sign) for sign in (1, 0, -1))
+        assert moved < 0.5 * still and moved < 0.5 * backwards
+
+
+def test_the_stereo_pair_is_moved_by_minus_its_disparity_where_known():
+    frames, flow = data.stereo_pair(downscale=8)
+    assert frames.shape == (2, 3, 62, 92) and flow.shape == (62, 92, 2)
+    known = flow.isfinite().all(-1)
+    assert 0.5 < known.float().mean() < 0.6 and (flow[known][:, 1] == 0).all()
+    assert 4.4 < flow[known].norm(dim=-1).mean() < 4.8  # the issue's real pair: 4.6 px mean motion
+    first, second, flow = frames[0].numpy(), frames[1].numpy(), flow.nan_to_num().numpy()
+    moved, still, backwards = (warp_error(first, second, flow, sign) for sign in (1, 0, -1))
+    assert moved < 0.6 * still and moved < 0.6 * backwards
+
+
 def test_audiovisual_digits_reward_fusion():
     """A linear model on both modalities beats one on either alone (a Perceiver, which can learn which
     modality is intact, gains more: the training issue's demo)."""

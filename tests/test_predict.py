@@ -69,6 +69,23 @@ def test_tiled_flow_covers_the_frame_and_equals_the_model_on_one_tile(tmp_path, 
     assert "frames in pairs" in capsys.readouterr().err
 
 
+def test_a_flow_model_without_positions_reads_frames_smaller_than_its_training_size():
+    from omniperceiver import data
+    from omniperceiver.train.recipe import load_recipe
+    from omniperceiver.train.run import build_model
+
+    recipe = load_recipe("flow-pairs")
+    model, _ = build_model(recipe, recipe.task, data.flow_pairs(pairs_per_photo=1, size=(16, 20)))
+    model.eval()
+    frames = torch.rand(2, 3, 9, 12) * 2 - 1
+    with torch.no_grad():
+        alone = model(frames[None], output_indices=torch.arange(9 * 12))
+    assert torch.allclose(estimate_flow(model, frames), alone.view(9, 12, 2), atol=1e-6)
+    assert estimate_flow(model, torch.rand(2, 3, 8, 40)).shape == (8, 40, 2)  # tiles 8 x 20, overlapping
+    with pytest.raises(ValueError, match="7x12 pixels are too small: at least 8 a side"):
+        estimate_flow(model, torch.rand(2, 3, 7, 12))
+
+
 def test_multimodal_clip_is_reconstructed(tmp_path, capsys):
     model = zoo.create("multimodal-perceiver", reduced=True).eval()
     model.save_pretrained(tmp_path / "mm")

@@ -6,7 +6,7 @@ package raises an ImportError naming the command that installs it.
 
 from omniperceiver.data.audio import spoken_digits
 from omniperceiver.data.audiovisual import audiovisual_digits
-from omniperceiver.data.flow import flow_pairs
+from omniperceiver.data.flow import flow_pairs, moving_shapes, stereo_pair
 from omniperceiver.data.folders import (
     image_folder,
     point_cloud_folder,
@@ -39,11 +39,13 @@ __all__ = [
     "image_folder",
     "japanese_vowels",
     "mnist",
+    "moving_shapes",
     "pasted_shapes",
     "point_cloud_folder",
     "series",
     "shapes",
     "spoken_digits",
+    "stereo_pair",
     "stratified_split",
     "synthesized_digits",
     "text_corpus",

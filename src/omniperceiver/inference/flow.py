@@ -1,4 +1,6 @@
-"""Optical flow on frames of any size >= the model's training size, by overlapping tiles (as the reference)."""
+"""Optical flow on frames of any size, by overlapping tiles (as the reference): frames larger than the model's
+training size are cut into tiles of that size; a model without position features (flow from local patches)
+also reads frames down to 8 pixels a side, in one tile of the frame's size."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+MIN_SIDE = 8  # the smallest frame side a model without position features reads
 
 
 def normalize_frames(frames: np.ndarray) -> Tensor:
@@ -47,16 +51,21 @@ def estimate_flow(
     batch_size: int = 1,
     progress: bool = False,
 ) -> Tensor:
-    """Flow (H, W, 2) in pixels from frames (2, 3, H, W) in [-1, 1] of any size >= the model's tile size: the
-    frames are cut into overlapping tiles of the training size, each tile's flow is weighted by
-    :func:`tile_weights` and the weighted flows are averaged where tiles overlap. ``min_overlap`` defaults to
-    the reference's 20 pixels (a quarter of the tile for tiles smaller than 80 pixels)."""
-    tile = tuple(model.config.input.image_shape)
-    if min_overlap is None:
-        min_overlap = min(20, min(tile) // 4)
+    """Flow (H, W, 2) in pixels from frames (2, 3, H, W) in [-1, 1]: the frames are cut into overlapping tiles
+    of the model's training size, each tile's flow is weighted by :func:`tile_weights` and the weighted flows
+    are averaged where tiles overlap. Frames smaller than the training size are refused, except by a model
+    without position features, which reads them (down to 8 pixels a side) in tiles shrunk to the frame.
+    ``min_overlap`` defaults to the reference's 20 pixels (a quarter of the tile for tiles under 80 pixels)."""
     if frames.dim() != 4 or frames.shape[:2] != (2, 3):
         raise ValueError(f"expected two RGB frames (2, 3, H, W), got {tuple(frames.shape)}")
     height, width = frames.shape[-2:]
+    tile = tuple(model.config.input.image_shape)
+    if model.config.input.position is None:  # any tile size reads alike: shrink the tile to small frames
+        if min(height, width) < MIN_SIDE:
+            raise ValueError(f"frames of {height}x{width} pixels are too small: at least {MIN_SIDE} a side")
+        tile = (min(tile[0], height), min(tile[1], width))
+    if min_overlap is None:
+        min_overlap = min(20, min(tile) // 4)
     origins = tile_origins((height, width), tile, min_overlap)
     weights = tile_weights(tile)
     flow = torch.zeros(height, width, 2)
@@ -65,7 +74,8 @@ def estimate_flow(
     device = next(model.parameters()).device
     for batch in tqdm(batches, desc="flow tiles", disable=not progress, leave=False):
         pieces = torch.stack([frames[..., y : y + tile[0], x : x + tile[1]] for y, x in batch])
-        predicted = model(pieces.to(device)).float().cpu()
+        every_pixel = torch.arange(tile[0] * tile[1], device=device)  # (B, H·W, 2): the tile may be smaller
+        predicted = model(pieces.to(device), output_indices=every_pixel).float().cpu().view(len(batch), *tile, 2)
         for (y, x), piece in zip(batch, predicted, strict=True):
             flow[y : y + tile[0], x : x + tile[1]] += piece * weights[..., None]
             total[y : y + tile[0], x : x + tile[1]] += weights[..., None]

@@ -4,13 +4,14 @@ file built on the training engine's tasks and recipes."""
 
 from omniperceiver.reproduce.fusion import FUSION
 from omniperceiver.reproduce.multimodal_autoencoding import MULTIMODAL_AUTOENCODING
+from omniperceiver.reproduce.optical_flow import OPTICAL_FLOW
 from omniperceiver.reproduce.point_clouds import POINT_CLOUDS
 from omniperceiver.reproduce.raw_audio import RAW_AUDIO
 from omniperceiver.reproduce.raw_vs_permuted import RAW_VS_PERMUTED
 from omniperceiver.reproduce.table import Reproduction
 
 REPRODUCTIONS: dict[str, Reproduction] = {
-    r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION, MULTIMODAL_AUTOENCODING)
+    r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION, MULTIMODAL_AUTOENCODING, OPTICAL_FLOW)
 }
 
 __all__ = ["REPRODUCTIONS", "Reproduction"]

@@ -118,6 +118,7 @@ for _task in (
     ClassificationTask("hf-table", "series (table rows, datasets)", data.hf_table, SequenceInput(), reads_folder=True),
     ClassificationTask("japanese-vowels", "series (12 channels, 7-29 steps)", data.japanese_vowels, SequenceInput()),
     FlowTask("flow-pairs", "optical flow", data.flow_pairs, FlowInput()),
+    FlowTask("moving-shapes", "optical flow", data.moving_shapes, FlowInput()),
 ):
     register(_task)
 

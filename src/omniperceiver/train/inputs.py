@@ -420,13 +420,20 @@ class FlowInput(Input):
 
     neighbourhood: int = 7
     channels: int = 64
+    levels: int = 1
 
     def __post_init__(self) -> None:
-        require_positive(neighbourhood=self.neighbourhood, channels=self.channels)
+        require_positive(neighbourhood=self.neighbourhood, channels=self.channels, levels=self.levels)
 
     def adapter(self, train: Batch) -> InputAdapterConfig:
         h, w = train[0].shape[-2:]
-        return FlowInputConfig((h, w), patch_size=self.neighbourhood, channels=self.channels, normalize=True)
+        return FlowInputConfig(
+            (h, w),
+            patch_size=self.neighbourhood,
+            channels=self.channels,
+            normalize=True,
+            levels=self.levels,
+        )
 
     def unpack(self, batch: Batch) -> tuple[Inputs, Masks]:
         return batch[0], None

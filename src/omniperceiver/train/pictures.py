@@ -5,6 +5,7 @@ segmentations, and a language model's samples."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning
@@ -159,16 +160,25 @@ def flow(module: lightning.LightningModule, examples: tuple[Tensor, ...], path: 
     frames, _, target = module.task.unpack(examples)
     with torch.no_grad():
         predicted = model(frames).float()
-    figure, axes = _figure(len(frames), 3, (9, 2.4 * len(frames)))
-    for row, pair, true, guess in zip(axes, frames, target, predicted, strict=True):
+    flow_rows(frames, target, predicted, path)
+
+
+def flow_rows(frames: Tensor, target: Tensor, predicted: Tensor, path: Path, names: Sequence[str] = ()) -> None:
+    """A row per pair of ``frames`` (P, 2, 3, H, W) in [-1, 1]: the first frame, the ``target`` flow and the
+    ``predicted`` flow (P, H, W, 2) in one colour scale, titled by its row's ``names`` (default "predicted") and
+    the end-point error over the pixels whose target is known (not NaN)."""
+    names = names or ["predicted"] * len(frames)
+    figure, axes = _figure(len(frames), 3, (9, 3.2 * len(frames) * frames.shape[-2] / frames.shape[-1]))
+    for row, pair, true, guess, name in zip(axes, frames, target, predicted, names, strict=True):
         width = true.shape[1]
         colours = flow_to_rgb(torch.cat([true, guess], dim=1))
-        epe = (guess - true).norm(dim=-1).mean()
+        known = true.isfinite().all(-1)
+        epe = (guess - true)[known].norm(dim=-1).mean()
         image = (pair[0].permute(1, 2, 0).cpu().numpy() + 1) / 2
         for ax, shown, title in zip(
             row,
             (image.clip(0, 1), colours[:, :width], colours[:, width:]),
-            ("first frame", "true flow", f"predicted, EPE {epe:.2f} px"),
+            ("first frame", "true flow", f"{name}, EPE {epe:.2f} px"),
             strict=True,
         ):
             ax.imshow(shown)
