@@ -72,9 +72,9 @@ def estimate_flow(
     total = torch.zeros(height, width, 1)
     batches = [origins[i : i + batch_size] for i in range(0, len(origins), batch_size)]
     device = next(model.parameters()).device
+    every_pixel = torch.arange(tile[0] * tile[1], device=device)  # decoded as (B, H·W, 2): the tile may be smaller
     for batch in tqdm(batches, desc="flow tiles", disable=not progress, leave=False):
         pieces = torch.stack([frames[..., y : y + tile[0], x : x + tile[1]] for y, x in batch])
-        every_pixel = torch.arange(tile[0] * tile[1], device=device)  # (B, H·W, 2): the tile may be smaller
         predicted = model(pieces.to(device), output_indices=every_pixel).float().cpu().view(len(batch), *tile, 2)
         for (y, x), piece in zip(batch, predicted, strict=True):
             flow[y : y + tile[0], x : x + tile[1]] += piece * weights[..., None]

@@ -20,6 +20,7 @@ from omniperceiver.train import pictures
 from omniperceiver.train.jobs import run_jobs
 from omniperceiver.train.recipe import load_recipe
 from omniperceiver.train.run import train
+from omniperceiver.train.tasks.flow import end_point_error as pixel_errors
 
 RECIPES = {"flow-pairs": "smooth warps <= 3 px", "moving-shapes": "moving layers <= 10 px"}
 QUICK = (  # 200 steps with the full one-cycle schedule: the first steps of a longer run learn too little to show
@@ -34,8 +35,7 @@ STEREO = (8, 4)  # the stereo pair's downscales: 4.6 px mean motion (62 x 92), 8
 
 def end_point_error(flow: Tensor, truth: Tensor) -> float:
     """Mean end-point error (px) of ``flow`` (..., 2) over the pixels whose ``truth`` (..., 2) is known."""
-    known = truth.isfinite().all(-1)
-    return float((flow - truth)[known].norm(dim=-1).mean())
+    return float(pixel_errors(flow, truth)[truth.isfinite().all(-1)].mean())
 
 
 def test_pairs() -> list[tuple[Tensor, Tensor]]:

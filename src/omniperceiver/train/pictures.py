@@ -172,8 +172,7 @@ def flow_rows(frames: Tensor, target: Tensor, predicted: Tensor, path: Path, nam
     for row, pair, true, guess, name in zip(axes, frames, target, predicted, names, strict=True):
         width = true.shape[1]
         colours = flow_to_rgb(torch.cat([true, guess], dim=1))
-        known = true.isfinite().all(-1)
-        epe = (guess - true)[known].norm(dim=-1).mean()
+        epe = (guess - true).norm(dim=-1).nanmean()  # over the pixels whose target is known
         image = (pair[0].permute(1, 2, 0).cpu().numpy() + 1) / 2
         for ax, shown, title in zip(
             row,
