@@ -54,6 +54,14 @@ def test_fully_masked_example_stays_finite_with_finite_gradients():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize(("std", "spread"), [(0.02, 0.02), (1.0, 0.88)])  # a normal cut at +-2 = 2 std: 0.88 std
+def test_latents_start_with_the_configured_spread(std, spread):
+    torch.manual_seed(0)
+    latents = encoder(num_latents=64, latent_channels=64, latent_init_std=std).latents
+    assert latents.std().item() == pytest.approx(spread, rel=0.05)
+    assert latents.abs().max().item() <= 2
+
+
 def test_shared_latent_blocks_do_not_grow_the_parameter_count():
     assert count(encoder(num_blocks=1)) == count(encoder(num_blocks=6))
     one_block = count(encoder(num_blocks=1))
@@ -147,6 +155,7 @@ def test_cross_attention_maps_are_probabilities_over_the_inputs():
         ),
         (dict(num_latents=0), r"num_latents=0 is invalid: expected a positive integer"),
         (dict(dropout=1.5), r"dropout=1.5 is invalid"),
+        (dict(latent_init_std=0.0), r"latent_init_std=0.0 is invalid: expected a positive number"),
         (
             dict(cross_attention_v_channels=10, num_cross_attention_heads=4),
             r"cross_attention_v_channels \(10\)",

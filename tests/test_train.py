@@ -31,6 +31,13 @@ def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
         load_recipe(RECIPE, overrides)
 
 
+def test_the_model_section_sets_the_latents_initial_spread():
+    recipe = load_recipe("digits", ["model.latent_init_std=1.0"])
+    config = recipe.task.model_config(recipe.splits(), recipe.model, recipe.training)
+    assert config.encoder.latent_init_std == 1.0
+    assert config.build().encoder.latents.std().item() > 0.5  # the published 0.02 otherwise
+
+
 def test_exponents_without_a_dot_are_floats():
     recipe = load_recipe("digits", ["training.learning_rate=3e-4", "training.checkpoint_every_minutes=1E1"])
     assert (recipe.training.learning_rate, recipe.training.checkpoint_every_minutes) == (3e-4, 10.0)

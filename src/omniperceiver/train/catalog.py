@@ -81,7 +81,7 @@ for _task in (
     DIGITS,
     dataclasses.replace(DIGITS, name="mnist", load=data.mnist, input=ImageInput(), augment=shift_images),
     ClassificationTask("mnist-pixels", "image, pixel by pixel", data.mnist, PixelsInput(), augment=shift_images),
-    ClassificationTask("digits-pixels", "image, pixel by pixel", data.digits, PixelsInput(fourier_bands=4)),
+    ClassificationTask("digits-pixels", "image, pixel by pixel", data.digits, PixelsInput()),
     ClassificationTask("spoken-digits", "audio (MFCC)", data.spoken_digits, MfccInput()),
     SYNTHESIZED_DIGITS,
     dataclasses.replace(

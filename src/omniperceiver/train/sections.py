@@ -14,7 +14,7 @@ class Trunk(Config):
     """A Perceiver IO trunk: latents, cross-attention and the latent stack (the input and output around it
     come from the task and its ``input:`` section); ``cross_attend_every = k`` cross-attends to the inputs
     again before every k-th of the ``num_blocks`` blocks (the original Perceiver's iterative attention, one
-    shared cross-attention after the first)."""
+    shared cross-attention after the first); ``latent_init_std``: the latents' initial standard deviation."""
 
     num_latents: int = 32
     latent_channels: int = 64
@@ -25,9 +25,11 @@ class Trunk(Config):
     widening_factor: int = 2
     dropout: float = 0.0
     cross_attend_every: int | None = None
+    latent_init_std: float = 0.02
 
     def __post_init__(self) -> None:
         require_optional_positive(cross_attend_every=self.cross_attend_every)
+        require(self.latent_init_std > 0, "latent_init_std", self.latent_init_std, "a positive number")
         require_positive(
             num_latents=self.num_latents,
             latent_channels=self.latent_channels,

@@ -164,6 +164,7 @@ class Task:
             self_attention_widening_factor=trunk.widening_factor,
             dropout=trunk.dropout,
             cross_attend_every=trunk.cross_attend_every,
+            latent_init_std=trunk.latent_init_std,
             activation_checkpointing=settings.activation_checkpointing,
         )
 
