@@ -155,7 +155,8 @@ def test_cross_attention_maps_are_probabilities_over_the_inputs():
         ),
         (dict(num_latents=0), r"num_latents=0 is invalid: expected a positive integer"),
         (dict(dropout=1.5), r"dropout=1.5 is invalid"),
-        (dict(latent_init_std=0.0), r"latent_init_std=0.0 is invalid: expected a positive number"),
+        (dict(latent_init_std=0.0), r"latent_init_std=0.0 is invalid: expected a positive finite number"),
+        (dict(latent_init_std=float("inf")), r"latent_init_std=inf is invalid: expected a positive finite number"),
         (
             dict(cross_attention_v_channels=10, num_cross_attention_heads=4),
             r"cross_attention_v_channels \(10\)",

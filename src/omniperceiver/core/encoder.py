@@ -57,7 +57,9 @@ class EncoderConfig(Config):
     latent_init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        require(self.latent_init_std > 0, "latent_init_std", self.latent_init_std, "a positive number")
+        require(
+            0 < self.latent_init_std < math.inf, "latent_init_std", self.latent_init_std, "a positive finite number"
+        )
         require_positive(
             input_channels=self.input_channels,
             num_latents=self.num_latents,
