@@ -45,6 +45,7 @@ def test_info_reports_a_missing_directory(tmp_path, capsys):
         (["shards", "--help"], "omniperceiver shards my_images.yaml shards/my_images --per-shard 1000"),
         (["train", "--help"], "omniperceiver train mnist training.epochs=10"),
         (["reproduce", "--help"], "omniperceiver reproduce fusion --jobs 2"),
+        (["tokenizer", "--help"], "omniperceiver tokenizer corpus/train/ --vocab-size 4096 --output tokenizers/bpe-4k"),
     ],
 )
 def test_every_command_has_help_with_an_example(args, example):

@@ -32,6 +32,7 @@ from omniperceiver.train.inputs import (
     TextInput,
 )
 from omniperceiver.train.recipe import RECIPES
+from omniperceiver.train.tasks.language import Tokenization
 
 pytestmark = needs_fortunes
 
@@ -72,11 +73,13 @@ def _files(task, example, folder):
     kind = type(task.input)
     if kind in (ImageInput, PixelsInput):
         return _png(folder / "example.png", inputs[0][0])
-    if kind is TextInput or task.input is None:
-        path = folder / "example.txt"
-        ids, mask = inputs[0][0], inputs[1][0]
-        path.write_text(ByteTokenizer().decode(ids[mask][: 40 if task.input is None else None]), encoding="utf-8")
-        return [path]
+    if kind is TextInput:
+        (folder / "example.txt").write_text(ByteTokenizer().decode(inputs[0][0][inputs[1][0]]), encoding="utf-8")
+        return [folder / "example.txt"]
+    if kind is Tokenization:  # a language model's prompt: the first 40 tokens of a window
+        text = task.input.saved().decode(inputs[0][0][inputs[1][0]][:40])
+        (folder / "example.txt").write_text(text, encoding="utf-8")
+        return [folder / "example.txt"]
     if kind is SpeechInput:  # a 16-bit WAV at the dataset's rate
         samples = (inputs[0][0][inputs[1][0]].clamp(-1, 1) * 32767).short().numpy()
         with wave.open(str(folder / "example.wav"), "wb") as clip:
@@ -122,7 +125,7 @@ def check_predict(run, tmp_path, capsys):
     """`omniperceiver predict RUN FILE` on a test example written as a file: a classifier's top class is the
     model's own on the dataset's tensors; flow, segmentation and language models write or print their output."""
     recipe = load_recipe(run / "recipe.yaml")
-    task = recipe.task
+    task = recipe.task.reading_as(run / "model")
     example = tuple(t[:1] for t in task.splits(recipe.data_path).test.tensors)
     files = _files(task, example, tmp_path)
     capsys.readouterr()

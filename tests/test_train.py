@@ -7,6 +7,7 @@ import torch
 pytest.importorskip("lightning")
 from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.train import evaluate, load_recipe, train
+from omniperceiver.train.tasks.language import Tokenization
 
 RECIPE = "digits"  # a shipped recipe, by name
 
@@ -123,10 +124,15 @@ def test_a_recipe_trains_on_a_users_csv_series(tmp_path):
         load_recipe("digits", [f"test_path={tmp_path}"]).splits()
 
 
-def test_a_language_model_recipe_has_its_own_trunk_and_no_input_section():
+def test_a_language_model_recipe_has_its_own_trunk_and_a_tokenizer_for_input():
     recipe = load_recipe("fortunes-lm", ["model.num_layers=2"])
-    assert recipe.model.num_layers == 2 and recipe.input is None
-    with pytest.raises(ValueError, match=r"fortunes-lm.yaml.input: dataset 'fortunes-lm' reads its tokens itself"):
+    assert recipe.model.num_layers == 2 and recipe.input == Tokenization()  # bytes
+    assert load_recipe("fortunes-lm", ["input.vocab_size=4096"]).input == Tokenization(vocab_size=4096)
+    with pytest.raises(ValueError, match=r"fortunes-lm.yaml.input.ngram: unknown key; valid keys: \['tokenizer', 'vo"):
         load_recipe("fortunes-lm", ["input.ngram=2"])
+    with pytest.raises(ValueError, match=r"vocab_size=4096 is invalid: expected none when a tokenizer is given"):
+        load_recipe("fortunes-lm", ["input.vocab_size=4096", "input.tokenizer=tok"])
+    with pytest.raises(ValueError, match=r"vocab_size=100 is invalid: expected more than the 262 ids of bytes"):
+        load_recipe("fortunes-lm", ["input.vocab_size=100"])
     with pytest.raises(ValueError, match=r"fortunes-lm.yaml.model.num_self_attends_per_block: unknown key"):
         load_recipe("fortunes-lm", ["model.num_self_attends_per_block=2"])

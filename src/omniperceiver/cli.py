@@ -35,6 +35,7 @@ EXAMPLES = """examples:
   omniperceiver shards my_images.yaml shards/             a recipe's folder as WebDataset shards
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
+  omniperceiver tokenizer corpus/ --vocab-size 4096 --output tok/   learn a BPE tokenizer
   omniperceiver reproduce --list                          the seed's tables this reproduces
   omniperceiver --version
 
@@ -188,6 +189,36 @@ def convert(args: argparse.Namespace) -> None:
     print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
 
 
+def tokenizer(args: argparse.Namespace) -> None:
+    """Learn a byte-level BPE from text files and write it as OUTPUT/tokenizer.json."""
+    from omniperceiver.data.bpe import TOKENIZER_FILE, BPETokenizer
+
+    files = []
+    for name in args.texts:
+        path = Path(name)
+        found = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+        if not found or not all(file.is_file() for file in found):
+            raise FileNotFoundError(f"{name} is neither a text file nor a folder holding .txt files")
+        files += found
+    output = output_folder(args.output)
+    if (output / TOKENIZER_FILE).exists() and not args.overwrite:
+        raise FileExistsError(f"{output / TOKENIZER_FILE} exists: --overwrite replaces it")
+    texts = [file.read_bytes() for file in files]
+    for file, text in zip(files, texts, strict=True):
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{file}: byte {error.start:,} is not UTF-8; a BPE learns from UTF-8 text") from None
+    data = b"".join(text.rstrip(b"\n") + b"\n" for text in texts)  # (every file ends its line)
+    bpe = BPETokenizer.train(data, args.vocab_size)
+    path = bpe.save(output)
+    tokens, plural = len(bpe.ids_of(data)), "s" * (len(files) > 1)
+    print(
+        f"{path}: a byte-level BPE of {bpe.vocab_size:,} ids from {len(data):,} bytes in {len(files)} file{plural} "
+        f"({len(data) / tokens:.2f} bytes per token on them)"
+    )
+
+
 def predict(args: argparse.Namespace) -> int:
     """Run a model on inputs; each failing input prints an error and the rest continue (exit 1 if any failed)."""
     from omniperceiver.predict import PredictOptions
@@ -203,7 +234,8 @@ def predict(args: argparse.Namespace) -> int:
         if args.text:
             raise UsageError("--text is for published text models; a trained run's model reads files")
         recipe = load_recipe(run_dir / "recipe.yaml")
-        results = recipe.task.predict(model.eval(), args.inputs, args.top, Path(args.output_dir), recipe.data)
+        task = recipe.task.reading_as(run_dir / "model")
+        results = task.predict(model.eval(), args.inputs, args.top, Path(args.output_dir), recipe.data)
     else:
         options = PredictOptions(top=args.top, output_dir=Path(args.output_dir), progress=not args.quiet)
         results = run(model, args.inputs, options, texts=args.text or ())
@@ -312,10 +344,11 @@ def reproduce(args: argparse.Namespace) -> int:
 
 
 def generate(args: argparse.Namespace) -> None:
-    """Continue a prompt with a Perceiver AR byte model, printing the text as it is produced."""
+    """Continue a prompt with a Perceiver AR (of bytes, or of the BPE saved beside it), printing the text as it
+    is produced."""
     import codecs
 
-    from omniperceiver.adapters.text import ByteTokenizer
+    from omniperceiver.data.bpe import load_tokenizer
     from omniperceiver.inference.generate import generate as run
     from omniperceiver.inference.sampling import Sampling
     from omniperceiver.models.perceiver_ar import PerceiverAR
@@ -323,14 +356,16 @@ def generate(args: argparse.Namespace) -> None:
     model = PerceiverAR.from_pretrained(args.model)
     if args.num_latents is not None:
         model = model.with_num_latents(args.num_latents)
-    tokenizer = ByteTokenizer()
-    prompt = [ByteTokenizer.CLS, *tokenizer.encode(args.prompt, special_tokens=False)]
+    tokenizer = load_tokenizer(args.model)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(
+            f"{args.model}: the model reads {model.config.vocab_size} ids, its tokenizer has {tokenizer.vocab_size}"
+        )
+    prompt = tokenizer.encode(args.prompt)[:-1]  # [CLS] ids, as the model trained
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def stream(tokens) -> None:
-        token = int(tokens[0])
-        if token >= ByteTokenizer.OFFSET:
-            print(decoder.decode(bytes([token - ByteTokenizer.OFFSET])), end="", flush=True)
+        print(decoder.decode(tokenizer.token_bytes(int(tokens[0]))), end="", flush=True)
 
     Sampling(args.temperature, args.top_k, args.top_p)  # checks the options before the prompt is printed
     print(args.prompt, end="", flush=True)
@@ -342,7 +377,7 @@ def generate(args: argparse.Namespace) -> None:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
-        eos_id=ByteTokenizer.SEP,
+        eos_id=tokenizer.SEP,
         generator=generator,
         stream=stream,
     )
@@ -424,6 +459,22 @@ def _parser() -> argparse.ArgumentParser:
     convert_parser.add_argument("source", metavar="SRC", help="directory with config.json + weights, or a Hub id")
     convert_parser.add_argument("output", metavar="OUT", help="the omniperceiver model directory to write")
     convert_parser.set_defaults(run=convert)
+    tokenizer_parser = command(
+        "tokenizer",
+        "learn a BPE tokenizer from text files",
+        "Learn a byte-level BPE tokenizer (Hugging Face tokenizers) from UTF-8 text files and write it as\n"
+        "DIR/tokenizer.json, for a language-model recipe's input.tokenizer. Ids 0-5 are the special tokens,\n"
+        "6-261 the 256 bytes, the rest merges: every text round-trips. For honest held-out numbers, learn it from\n"
+        "the training text only (a recipe's input.vocab_size does that by itself).",
+        "omniperceiver tokenizer corpus/train/ --vocab-size 4096 --output tokenizers/bpe-4k",
+    )
+    tokenizer_parser.add_argument("texts", nargs="+", metavar="TEXT", help="text files, or folders of .txt files")
+    tokenizer_parser.add_argument(
+        "--vocab-size", type=at_least(263), required=True, help="ids in all (special ids + 256 bytes + merges)"
+    )
+    tokenizer_parser.add_argument("--output", required=True, metavar="DIR", help="the folder for tokenizer.json")
+    tokenizer_parser.add_argument("--overwrite", action="store_true", help="replace an existing tokenizer.json")
+    tokenizer_parser.set_defaults(run=tokenizer)
     predict_parser = command(
         "predict",
         "run a model on images, texts, frame pairs or clips",
@@ -504,17 +555,17 @@ def _parser() -> argparse.ArgumentParser:
     evaluate_parser.set_defaults(run=evaluate)
     generate_parser = command(
         "generate",
-        "continue a text with a Perceiver AR byte model",
-        "Continue PROMPT with a byte-level Perceiver AR (a run folder of `omniperceiver train fortunes-lm`, or a\n"
-        "model directory), printing each byte as it is produced; stops at the end-of-text token or after\n"
-        "--max-new-tokens bytes. temperature 0 decodes greedily.",
+        "continue a text with a Perceiver AR",
+        "Continue PROMPT with a Perceiver AR (a run folder of `omniperceiver train fortunes-lm`, or a model\n"
+        "directory), of bytes or of the BPE tokenizer saved beside it, printing the text as it is produced;\n"
+        "stops at the end-of-text token or after --max-new-tokens tokens. temperature 0 decodes greedily.",
         "omniperceiver generate runs/fortunes-lm --prompt 'The meaning of life' --temperature 0.8 --top-k 40",
     )
     generate_parser.add_argument("model", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
     generate_parser.add_argument("--prompt", required=True, help="the text to continue")
-    generate_parser.add_argument("--max-new-tokens", type=at_least(0), default=200, help="bytes to add at most (200)")
+    generate_parser.add_argument("--max-new-tokens", type=at_least(0), default=200, help="tokens to add at most (200)")
     generate_parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
-    generate_parser.add_argument("--top-k", type=at_least(1), help="sample among the k likeliest bytes")
+    generate_parser.add_argument("--top-k", type=at_least(1), help="sample among the k likeliest tokens")
     generate_parser.add_argument("--top-p", type=float, help="sample from the smallest set of probability >= p")
     generate_parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling")
     generate_parser.add_argument("--num-latents", type=at_least(1), metavar="N", help="read with N latents")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
+from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,7 +21,9 @@ class ByteTokenizer:
     """UTF-8 bytes as ids: 0-5 are [PAD] [BOS] [EOS] [MASK] [CLS] [SEP], byte b is id b + 6 (262 ids).
 
     ``encode`` frames a text as [CLS] bytes [SEP] (the published models' input); ``batch`` left-aligns
-    several texts with [PAD] and returns the padding mask (B, L), True = real token.
+    several texts with [PAD] and returns the padding mask (B, L), True = real token. A subword tokenizer
+    (:class:`~omniperceiver.data.bpe.BPETokenizer`) keeps the special ids and overrides ``encode``,
+    ``token_bytes`` and ``ids_of``: decoding is the same, its tokens' bytes joined.
     """
 
     PAD, BOS, EOS, MASK, CLS, SEP = range(6)
@@ -31,6 +36,21 @@ class ByteTokenizer:
         ids = [byte + self.OFFSET for byte in data]
         return [self.CLS, *ids, self.SEP] if special_tokens else ids
 
+    def token_bytes(self, i: int) -> bytes:
+        """The bytes id ``i`` stands for (none for a special id)."""
+        return bytes([i - self.OFFSET]) if i >= self.OFFSET else b""
+
+    def byte_lengths(self) -> Tensor:
+        """(V,) the number of bytes each id stands for: 0 for the special ids."""
+        return torch.tensor([len(self.token_bytes(i)) for i in range(self.vocab_size)])
+
+    def ids_of(self, data: Bytes) -> ByteIds:
+        """The ids of ``data`` (no special ids), read from the bytes when sliced."""
+        return ByteIds(data)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Nothing to write: a model without a tokenizer file reads bytes."""
+
     def decode(self, ids: Sequence[int] | Tensor, *, skip_special_tokens: bool = True) -> str:
         """Ids -> text; invalid UTF-8 (a model's partial guess) becomes U+FFFD instead of an error."""
         ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
@@ -39,7 +59,7 @@ class ByteTokenizer:
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"token id {i} is outside the vocabulary [0, {self.vocab_size})")
             if i >= self.OFFSET:
-                data.append(i - self.OFFSET)
+                data += self.token_bytes(i)
                 continue
             pieces.append(data.decode("utf-8", errors="replace"))
             data = bytearray()
@@ -62,6 +82,27 @@ class ByteTokenizer:
         for row, tokens in enumerate(encoded):
             ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
         return ids, ids != self.PAD
+
+
+class Bytes(Protocol):
+    """bytes, or anything with a length whose slices are bytes (a corpus read from disk when sliced)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice) -> bytes: ...
+
+
+class ByteIds:
+    """The byte ids of ``data`` as an array-like: a length, and slices (int64 arrays) read when asked for."""
+
+    def __init__(self, data: Bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        return np.frombuffer(self.data[key], dtype=np.uint8).astype(np.int64) + ByteTokenizer.OFFSET
 
 
 class TextInputAdapter(InputAdapter):

@@ -1,61 +1,66 @@
 """Byte streams for language modelling: every source cut into contiguous train / validation / test parts, read
-as windows that start anew each training epoch and, held out, score every byte exactly once."""
+as windows of token ids (bytes, or a subword tokenizer's) that start anew each training epoch and, held out,
+score every token exactly once."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from omniperceiver.adapters.text import ByteTokenizer
+from omniperceiver.adapters.text import Bytes, ByteTokenizer
 from omniperceiver.data.splits import Splits
 
 HELD_OUT = (0.05, 0.05)  # each source's validation and test parts: its last 10%, in this order
 NEWLINE_REACH = 1000  # a part boundary moves forward to the next newline within this many bytes
 
 
-class Bytes(Protocol):
-    """bytes, or anything with a length whose slices are bytes (a :class:`TableBytes`)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, key: slice) -> bytes: ...
-
-
 class ByteWindows(Dataset):
-    """Windows (ids (L+1,), mask (L+1,), scored (L+1,)) over one byte stream: right-padded ids, their mask,
-    and which ids are targets to score. The stream starts with [CLS], so that its first byte is a target too.
+    """Windows (ids (L+1,), mask (L+1,), scored (L+1,)) over the ids of one byte stream (``tokenizer``'s,
+    default bytes): right-padded ids, their mask, and the number of bytes each scored target stands for (0: not
+    scored). The ids start with [CLS], so that the first token is a target too.
 
-    Training (``stride=None``): windows of L+1 ids every L bytes, from an offset in [0, L) drawn anew for each
+    Training (``stride=None``): windows of L+1 ids every L ids, from an offset in [0, L) drawn anew for each
     epoch (``set_epoch``), so that no window boundary is learned twice. Held out (``stride=S``): window k scores
-    the stream's bytes k·S ... k·S + S - 1 (its last S ids) after as much earlier context as L allows, so that
-    every byte is scored exactly once, with the longest context a model reading L inputs of which S are
-    predicted at once (Perceiver AR's latents) can take."""
+    the stream's tokens k·S ... k·S + S - 1 (its last S ids) after as much earlier context as L allows, so that
+    every token, and so every byte, is scored exactly once, with the longest context a model reading L inputs
+    of which S are predicted at once (Perceiver AR's latents) can take."""
 
-    def __init__(self, data: Bytes, length: int, *, stride: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: Bytes,
+        length: int,
+        *,
+        stride: int | None = None,
+        seed: int = 0,
+        tokenizer: ByteTokenizer | None = None,
+        stream: Any = None,
+    ) -> None:
         if length < 2 or (stride is not None and not 1 <= stride <= length):
             raise ValueError(f"windows need length >= 2 and 1 <= stride <= length, got {length} and {stride}")
+        self.tokenizer = tokenizer or ByteTokenizer()
+        self.stream = self.tokenizer.ids_of(data) if stream is None else stream  # (T,) ids, no [CLS]
         needed = 2 * length if stride is None else 1
-        if len(data) < needed:
+        if len(self.stream) < needed:
             part = "training" if stride is None else "held-out"
-            raise ValueError(f"{part} windows of {length} bytes need at least {needed} bytes, got {len(data)}")
+            raise ValueError(f"{part} windows of {length} tokens need at least {needed} tokens, got {len(self.stream)}")
         self.data, self.length, self.stride, self.seed = data, length, stride, seed
+        self.byte_lengths = self.tokenizer.byte_lengths()
         self.offset = 0
 
     def ids(self, start: int, end: int) -> Tensor:
-        """Ids ``start`` ... ``end`` - 1 of the stream [CLS] bytes (byte i of the data is id i + 1), read from
-        the data when asked for."""
-        chunk = np.frombuffer(self.data[max(start, 1) - 1 : max(end, 1) - 1], dtype=np.uint8)
-        ids = torch.from_numpy(chunk.astype(np.int64)) + ByteTokenizer.OFFSET
+        """Ids ``start`` ... ``end`` - 1 of [CLS] and the stream (the stream's id i is id i + 1), read when
+        asked for."""
+        ids = torch.from_numpy(np.asarray(self.stream[max(start, 1) - 1 : max(end, 1) - 1], dtype=np.int64))
         return torch.cat([torch.tensor([ByteTokenizer.CLS]), ids]) if start == 0 else ids
 
     def __len__(self) -> int:
         if self.stride is None:  # the same count at every offset
-            return (len(self.data) - self.length) // self.length
-        return -(-len(self.data) // self.stride)
+            return (len(self.stream) - self.length) // self.length
+        return -(-len(self.stream) // self.stride)
 
     def set_epoch(self, epoch: int) -> None:
         """Training windows start at an offset drawn from (seed, epoch)."""
@@ -64,24 +69,30 @@ class ByteWindows(Dataset):
             self.offset = int(torch.randint(self.length, (1,), generator=generator))
 
     def with_stride(self, stride: int) -> ByteWindows:
-        """These bytes as held-out windows of the same length, each scoring ``stride`` new bytes."""
-        return ByteWindows(self.data, self.length, stride=stride, seed=self.seed)
+        """These ids as held-out windows of the same length, each scoring ``stride`` new tokens."""
+        return ByteWindows(
+            self.data, self.length, stride=stride, seed=self.seed, tokenizer=self.tokenizer, stream=self.stream
+        )
+
+    def tokenized(self, tokenizer: ByteTokenizer) -> ByteWindows:
+        """These bytes as ``tokenizer``'s ids, in windows of the same length (in ids) and stride."""
+        return ByteWindows(self.data, self.length, stride=self.stride, seed=self.seed, tokenizer=tokenizer)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} of {len(self)}")
         ids = torch.zeros(self.length + 1, dtype=torch.long)
         mask = torch.zeros(self.length + 1, dtype=torch.bool)
-        scored = torch.zeros(self.length + 1, dtype=torch.bool)
+        scored = torch.zeros(self.length + 1, dtype=torch.long)
         if self.stride is None:
             start = self.offset + index * self.length
             window, new = self.ids(start, start + self.length + 1), self.length
         else:
-            end = min(1 + (index + 1) * self.stride, len(self.data) + 1)  # targets: ids 1 + index·S ... end - 1
+            end = min(1 + (index + 1) * self.stride, len(self.stream) + 1)  # targets: ids 1 + index·S ... end - 1
             window = self.ids(max(0, end - self.length - 1), end)
             new = end - 1 - index * self.stride
         ids[: len(window)], mask[: len(window)] = window, True
-        scored[len(window) - new : len(window)] = True
+        scored[len(window) - new : len(window)] = self.byte_lengths[window[len(window) - new :]]
         return ids, mask, scored
 
     @property

@@ -27,7 +27,7 @@ from omniperceiver.train.tasks.autoencoding import AutoencodingTask
 from omniperceiver.train.tasks.base import Task
 from omniperceiver.train.tasks.classification import ClassificationTask
 from omniperceiver.train.tasks.flow import FlowTask
-from omniperceiver.train.tasks.language import LanguageModelTask
+from omniperceiver.train.tasks.language import LanguageModelTask, Tokenization
 from omniperceiver.train.tasks.segmentation import SegmentationTask
 
 MAX_SHIFT = 2  # pixels
@@ -65,7 +65,7 @@ SYNTHESIZED_DIGITS = ClassificationTask(
     "synthesized-digits", "audio (log-mel of waveforms)", data.synthesized_digits, SpeechInput()
 )
 FORTUNES = ClassificationTask("fortunes", "text", data.fortunes, TextInput())
-FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes)", data.fortunes_corpus, None)
+FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes or BPE)", data.fortunes_corpus, Tokenization())
 SHAPES = ClassificationTask("shapes", "point cloud", data.shapes, PointsInput(), augment=rotate_points)
 
 TASKS: dict[str, Task] = {}

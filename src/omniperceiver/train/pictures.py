@@ -35,10 +35,9 @@ def _save(figure: Figure, path: Path) -> None:
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=110))
 
 
-def samples(model: nn.Module, prompts: list[bytes], path: Path, *, header: str = "") -> None:
-    """``header``, then a continuation of each prompt (100 bytes sampled at temperature 0.8, seeded)."""
-    tokenizer = ByteTokenizer()
-    prompts_ids = [tokenizer.encode(prompt)[:-1] for prompt in prompts]  # [CLS] bytes, as the windows start
+def samples(model: nn.Module, tokenizer: ByteTokenizer, prompts: list[str], path: Path, *, header: str = "") -> None:
+    """``header``, then a continuation of each prompt (100 tokens sampled at temperature 0.8, seeded)."""
+    prompts_ids = [tokenizer.encode(prompt)[:-1] for prompt in prompts]  # [CLS] ids, as the windows start
     generator = torch.Generator().manual_seed(0)
     outputs = generate(model.eval(), prompts_ids, 100, temperature=0.8, eos_id=ByteTokenizer.SEP, generator=generator)
     lines = [header] if header else []

@@ -13,7 +13,6 @@ import yaml
 from omniperceiver.core.config import Config, build_config, typed_value
 from omniperceiver.data.splits import Splits
 from omniperceiver.train.catalog import get_task
-from omniperceiver.train.inputs import Input
 from omniperceiver.train.sections import TrainingSettings, ZooModel
 from omniperceiver.train.tasks.base import Task
 
@@ -22,8 +21,8 @@ from omniperceiver.train.tasks.base import Task
 class Recipe:
     """A dataset (a shipped one, or a folder task such as ``image-folder`` with the folder in ``data_path``, and
     where the user has them their own validation and test parts in ``validation_path`` and ``test_path``),
-    how its tensors reach the model (``input``, the task's typed section; none for tasks that read tokens
-    themselves), the model (a trunk of the task's type, a :class:`ZooModel`, or none when ``init_from`` names an
+    how its tensors reach the model (``input``, the task's typed section: for a language model, its
+    tokenizer), the model (a trunk of the task's type, a :class:`ZooModel`, or none when ``init_from`` names an
     omniperceiver or transformers model directory or a run folder to start from) and the training settings."""
 
     dataset: str
@@ -31,7 +30,7 @@ class Recipe:
     validation_path: str | None = None
     test_path: str | None = None
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
-    input: Input | None = None
+    input: Config | None = None
     model: Config | ZooModel | None = None
     init_from: str | None = None
     training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
@@ -84,9 +83,7 @@ def parse_recipe(data: Any, where: str) -> Recipe:
     }
     parts["data"] = _data_options(task, data.get("data") or {}, f"{where}.data")
     init_from = typed_value(str | None, data.get("init_from"), f"{where}.init_from", named=False)
-    if task.input is None and data.get("input") is not None:
-        raise ValueError(f"{where}.input: dataset {task.name!r} reads its tokens itself; remove the input section")
-    section = None if task.input is None else _typed(type(task.input), data.get("input") or {}, f"{where}.input")
+    section = _typed(type(task.input), data.get("input") or {}, f"{where}.input")
     model = data.get("model")
     if init_from is not None and model is not None:
         raise ValueError(f"{where}: give model (what to build) or init_from (weights to start from), not both")

@@ -114,6 +114,7 @@ def train(
     metrics = _test(trainer, module, data)
     if trainer.is_global_zero:
         model.save_pretrained(output_dir / "model")
+        task.save(output_dir / "model", splits)
         task.pictures(output_dir, module, splits)
     return {**metrics, "train_seconds": seconds}
 
@@ -251,14 +252,15 @@ def evaluate(run_dir: str | Path, *, num_latents: int | None = None, progress: b
     if not (run_dir / RECIPE_FILE).is_file():
         raise FileNotFoundError(f"{run_dir} is not a training run folder: {RECIPE_FILE} is missing")
     recipe = load_recipe(run_dir / RECIPE_FILE)
-    task = recipe.task
+    task = recipe.task.reading_as(run_dir / "model")
     model = from_pretrained(run_dir / "model")
     if num_latents is not None:
         if not isinstance(model, PerceiverAR):
             raise ValueError(f"num_latents applies to Perceiver AR models; {run_dir} holds a {type(model).__name__}")
         model = model.with_num_latents(num_latents)
     module = task.module(model, task, recipe.training)
-    splits = task.evaluation_splits(recipe.splits(), model)
+    splits = task.splits(recipe.data_path, recipe.validation_path, recipe.test_path, recipe.data)
+    splits = task.evaluation_splits(splits, model)
     data = SplitsData(splits, recipe.training.batch_size, recipe.training.seed, recipe.training.num_workers)
     trainer = lightning.Trainer(logger=False, enable_progress_bar=progress, enable_model_summary=False, devices=1)
     with torch.inference_mode():

@@ -24,7 +24,7 @@ from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.shards import is_shard_folder, shard_splits
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
-from omniperceiver.train.inputs import Batch, Input, Inputs, Masks
+from omniperceiver.train.inputs import Batch, Inputs, Masks
 from omniperceiver.train.sections import TrainingSettings, Trunk
 
 PARTS = ("train", "val", "test")
@@ -46,7 +46,7 @@ class Task:
     name: str
     modality: str
     load: Callable[..., Splits]
-    input: Input | None
+    input: Config | None
     tensors: tuple[int, ...] | None = None
     augment: Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None = None
     reads_folder: bool = False
@@ -94,6 +94,15 @@ class Task:
         parameters = inspect.signature(load).parameters.values()
         fixed = {"seed", "validation", "test", *bound}
         return {p.name: hints[p.name] for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in fixed}
+
+    def reading_as(self, model_dir: Path) -> Task:
+        """This task reading its data as the model saved in ``model_dir`` was trained to (the same, but for
+        tasks that save how they read beside the model: a tokenizer)."""
+        return self
+
+    def save(self, model_dir: Path, splits: Splits) -> None:
+        """Write what the model saved in ``model_dir`` needs beside its weights to read data (nothing, but for
+        a tokenizer)."""
 
     def evaluation_splits(self, splits: Splits, model: nn.Module) -> Splits:
         """The splits as ``model`` is validated and tested on them (the same, but for tasks whose held-out
