@@ -348,7 +348,7 @@ def generate(args: argparse.Namespace) -> None:
     is produced."""
     import codecs
 
-    from omniperceiver.data.bpe import load_tokenizer
+    from omniperceiver.data.bpe import BPETokenizer, load_tokenizer
     from omniperceiver.inference.generate import generate as run
     from omniperceiver.inference.sampling import Sampling
     from omniperceiver.models.perceiver_ar import PerceiverAR
@@ -358,8 +358,9 @@ def generate(args: argparse.Namespace) -> None:
         model = model.with_num_latents(args.num_latents)
     tokenizer = load_tokenizer(args.model)
     if tokenizer.vocab_size != model.config.vocab_size:
+        found = "its tokenizer.json" if isinstance(tokenizer, BPETokenizer) else "bytes (no tokenizer.json beside it)"
         raise ValueError(
-            f"{args.model}: the model reads {model.config.vocab_size} ids, its tokenizer has {tokenizer.vocab_size}"
+            f"{args.model}: the model reads {model.config.vocab_size} ids; {found} give {tokenizer.vocab_size}"
         )
     prompt = tokenizer.encode(args.prompt)[:-1]  # [CLS] ids, as the model trained
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

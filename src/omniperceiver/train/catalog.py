@@ -65,7 +65,7 @@ SYNTHESIZED_DIGITS = ClassificationTask(
     "synthesized-digits", "audio (log-mel of waveforms)", data.synthesized_digits, SpeechInput()
 )
 FORTUNES = ClassificationTask("fortunes", "text", data.fortunes, TextInput())
-FORTUNES_LM = LanguageModelTask("fortunes-lm", "text (bytes or BPE)", data.fortunes_corpus, Tokenization())
+FORTUNES_LM = LanguageModelTask("fortunes-lm", "text", data.fortunes_corpus, Tokenization())
 SHAPES = ClassificationTask("shapes", "point cloud", data.shapes, PointsInput(), augment=rotate_points)
 
 TASKS: dict[str, Task] = {}
