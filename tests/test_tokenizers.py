@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("tokenizers")
 pytest.importorskip("lightning")
+from tokenizers import normalizers
 from torch.utils.data import DataLoader
 
 from omniperceiver.adapters.text import ByteTokenizer
@@ -76,6 +77,13 @@ def test_save_and_load_give_the_same_ids_and_bad_files_one_clear_error(bpe, tmp_
         BPETokenizer.load(tmp_path / "bad")
     with pytest.raises(FileNotFoundError, match=r"holds no tokenizer\.json"):
         BPETokenizer.load(tmp_path / "none")
+    bpe.tokenizer.normalizer = normalizers.Lowercase()  # ids that no longer stand for the bytes they read
+    try:
+        bpe.save(tmp_path / "lowercase")
+    finally:
+        bpe.tokenizer.normalizer = None
+    with pytest.raises(ValueError, match=r"lowercase/tokenizer.json: the tokenizer normalizes text"):
+        BPETokenizer.load(tmp_path / "lowercase")
 
 
 def test_learning_is_deterministic_and_rejects_text_that_is_not_utf8():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from omniperceiver.adapters.text import Bytes, ByteTokenizer
-from omniperceiver.files import atomic_write
+from omniperceiver.files import atomic_write, output_folder
 
 TOKENIZER_FILE = "tokenizer.json"
 CHUNK = 1 << 20  # bytes of text tokenized at a time
@@ -40,6 +40,8 @@ class BPETokenizer(ByteTokenizer):
         pieces = [tokenizer.id_to_token(i) for i in range(self.OFFSET, tokenizer.get_vocab_size())]
         if any(piece is None or any(c not in by_char for c in piece) for piece in pieces):
             raise ValueError("not a byte-level BPE tokenizer: a token is not spelled in the byte-level alphabet")
+        if tokenizer.normalizer is not None:
+            raise ValueError("the tokenizer normalizes text; ids here must round-trip to the very bytes they read")
         self.tokenizer = tokenizer
         self.tokenizer.encode_special_tokens = True
         self.vocab_size = tokenizer.get_vocab_size()
@@ -74,11 +76,13 @@ class BPETokenizer(ByteTokenizer):
         if file is None:
             raise FileNotFoundError(f"{path} holds no {TOKENIZER_FILE}")
         try:
-            return cls(Tokenizer.from_file(str(file)))
+            tokenizer = Tokenizer.from_file(str(file))
         except Exception as error:  # the Rust parser's errors name no file
-            if isinstance(error, ValueError) and str(error).startswith(("a BPE", "not a byte-level")):
-                raise ValueError(f"{file}: {error}") from None
             raise ValueError(f"{file} is not a tokenizer file ({error})") from None
+        try:
+            return cls(tokenizer)
+        except ValueError as error:
+            raise ValueError(f"{file}: {error}") from None
 
     def encode(self, text: str | bytes, *, special_tokens: bool = True) -> list[int]:
         text = "".join(texts(text)) if isinstance(text, bytes) else text
@@ -99,8 +103,8 @@ class BPETokenizer(ByteTokenizer):
         return np.concatenate(ids)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write tokenizer.json into ``directory`` (atomically); returns its path."""
-        path = Path(directory) / TOKENIZER_FILE
+        """Write tokenizer.json into ``directory`` (created if missing; atomically); returns its path."""
+        path = output_folder(directory) / TOKENIZER_FILE
         text = self.tokenizer.to_str()
         atomic_write(path, lambda file: file.write(text.encode()))
         return path
