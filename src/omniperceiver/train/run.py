@@ -24,6 +24,7 @@ from omniperceiver.data.splits import Splits, label_fraction
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
 from omniperceiver.models.perceiver_ar import PerceiverAR
+from omniperceiver.train.allocator import keep_freed_memory
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.initialize import build_model
 from omniperceiver.train.loaders import SplitsData
@@ -95,6 +96,7 @@ def train(
     training time in seconds (``train_seconds``)."""
     task = recipe.task
     output_dir = Path(output_dir)
+    keep_freed_memory()
     if rank_zero_only.rank == 0:  # DDP processes started by this one see the run folder it prepared
         _check_output(output_dir, recipe, resume=resume, overwrite=overwrite)
     s = recipe.training
@@ -130,6 +132,7 @@ def fit(
     with the training time in seconds (``train_seconds``)."""
     task = task or recipe.task
     s = recipe.training
+    keep_freed_memory()
     lightning.seed_everything(s.seed, workers=True, verbose=False)
     splits = recipe.splits()
     model = build(splits)
@@ -253,6 +256,7 @@ def evaluate(run_dir: str | Path, *, num_latents: int | None = None, progress: b
         raise FileNotFoundError(f"{run_dir} is not a training run folder: {RECIPE_FILE} is missing")
     recipe = load_recipe(run_dir / RECIPE_FILE)
     task = recipe.task.reading_as(run_dir / "model")
+    keep_freed_memory()
     model = from_pretrained(run_dir / "model")
     if num_latents is not None:
         if not isinstance(model, PerceiverAR):
