@@ -27,7 +27,8 @@ class ByteWindows(Dataset):
     epoch (``set_epoch``), so that no window boundary is learned twice. Held out (``stride=S``): window k scores
     the stream's tokens k·S ... k·S + S - 1 (its last S ids) after as much earlier context as L allows, so that
     every token, and so every byte, is scored exactly once, with the longest context a model reading L inputs
-    of which S are predicted at once (Perceiver AR's latents) can take."""
+    of which S are predicted at once (Perceiver AR's latents) can take. ``stream``: the ids of ``data``
+    already made (another view of the same part shares them)."""
 
     def __init__(
         self,
