@@ -190,7 +190,7 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def tokenizer(args: argparse.Namespace) -> None:
-    """Learn a byte-level BPE from text files and write it as OUTPUT/tokenizer.json."""
+    """Learn a byte-level BPE from text files and write it as DIR/tokenizer.json."""
     from omniperceiver.data.bpe import TOKENIZER_FILE, BPETokenizer
 
     files = []
