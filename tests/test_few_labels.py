@@ -2,8 +2,11 @@
 and any Perceiver IO (the language Perceiver, a masked language model) fine-tuned into a classifier with its
 encoder kept."""
 
+import dataclasses
+
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 pytest.importorskip("lightning")
 from helpers import needs_fortunes
@@ -31,6 +34,10 @@ def test_a_fraction_of_the_labels_is_kept_per_class_with_the_held_out_parts_whol
     assert label_fraction(splits, 1.0) is splits
     with pytest.raises(ValueError, match="label_fraction"):
         TrainingSettings(label_fraction=0.0)
+    per_element = stratified_split("toy", (torch.randn(400, 3), labels), ("a", "b", "c", "d"), "toy")
+    per_element = dataclasses.replace(per_element, train=TensorDataset(torch.randn(8, 5), torch.zeros(8, 5).long()))
+    with pytest.raises(ValueError, match="labels every element of an example"):
+        label_fraction(per_element, 0.5)
 
 
 def test_the_language_perceiver_becomes_a_classifier_with_its_encoder():

@@ -38,7 +38,19 @@ def test_list_names_every_table(capsys):
         "fusion",
         "multimodal-autoencoding",
         "optical-flow",
+        "transfer",
     ]
+
+
+def test_transfer_fine_tunes_the_masked_language_model_of_each_seed_and_trains_the_same_classifier_anew(
+    tmp_path, capsys
+):
+    rows = our_rows(quick_table("transfer", tmp_path, capsys))
+    assert list(rows) == ["from scratch", "pretrained (masked LM), fine-tuned"]
+    assert all(len(values) == 2 and 0.25 < values[0] <= 1 and values[1] == values[0] for values in rows.values())
+    log = (tmp_path / "fortunes-few-labels-pretrained-0" / "logs" / "initialization.txt").read_text()
+    assert f"weights from {tmp_path / 'fortunes-mlm-0'}" in log and "decoder.projection.weight" in log
+    assert not (tmp_path / "fortunes-few-labels-scratch-0" / "logs" / "initialization.txt").exists()
 
 
 def test_an_unknown_table_is_one_line_naming_the_known_ones(capsys):

@@ -37,7 +37,7 @@ from omniperceiver.core.position import (
 from omniperceiver.core.queries import InputQueryConfig, LearnedQueryConfig, PositionQueryConfig, QueryConfig
 from omniperceiver.models.perceiver_ar import PerceiverARConfig
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
-from omniperceiver.outputs.classification import ClassificationOutputConfig
+from omniperceiver.outputs.classification import ClassificationOutputConfig, TokenClassificationOutputConfig
 from omniperceiver.outputs.flow import FlowOutputConfig
 from omniperceiver.outputs.multimodal import (
     ModalityOutputConfig,
@@ -88,6 +88,7 @@ CONFIG_TYPES: dict[str, type[Config]] = {
         VideoInputConfig,
         # output adapters and queries
         ClassificationOutputConfig,
+        TokenClassificationOutputConfig,
         FlowOutputConfig,
         SegmentationOutputConfig,
         ModalityQueryConfig,
@@ -99,7 +100,8 @@ CONFIG_TYPES: dict[str, type[Config]] = {
 }
 
 # Files saved before the short names (up to commit 3716836) named each class by "module:qualname"; these
-# are all the names such a file can hold. No class has moved or been renamed since.
+# are all the names such a file can hold (with the classes added since, at their modules' paths). No class has
+# moved or been renamed since.
 _SAVED_AS = {
     "omniperceiver.models.perceiver_io": ("PerceiverIOConfig",),
     "omniperceiver.models.perceiver_ar": ("PerceiverARConfig",),
@@ -131,7 +133,7 @@ _SAVED_AS = {
     "omniperceiver.adapters.points": ("PointCloudInputConfig",),
     "omniperceiver.adapters.text": ("TextInputConfig",),
     "omniperceiver.adapters.video": ("VideoInputConfig",),
-    "omniperceiver.outputs.classification": ("ClassificationOutputConfig",),
+    "omniperceiver.outputs.classification": ("ClassificationOutputConfig", "TokenClassificationOutputConfig"),
     "omniperceiver.outputs.flow": ("FlowOutputConfig",),
     "omniperceiver.outputs.multimodal": (
         "ModalityQueryConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.attention import check_mask
-from omniperceiver.core.config import require_positive
+from omniperceiver.core.config import require, require_positive
 
 
 class ByteTokenizer:
@@ -118,8 +119,9 @@ class TextInputAdapter(InputAdapter):
             nn.Embedding(config.vocab_size, config.channels) for _ in range(config.ngram - 1)
         )
         self.position = nn.Embedding(config.max_length, config.channels)
-        for table in (self.embedding, *self.preceding, self.position):
-            nn.init.trunc_normal_(table.weight, std=0.02)
+        for table in (self.embedding, *self.preceding):
+            nn.init.trunc_normal_(table.weight, std=config.embedding_init_std)
+        nn.init.trunc_normal_(self.position.weight, std=0.02)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         c = self.config
@@ -140,16 +142,29 @@ class TextInputAdapter(InputAdapter):
 @dataclasses.dataclass(frozen=True)
 class TextInputConfig(InputAdapterConfig):
     """Token embeddings of ``channels`` for ``vocab_size`` ids and up to ``max_length`` positions, each
-    element carrying its ``ngram`` - 1 preceding tokens too."""
+    element carrying its ``ngram`` - 1 preceding tokens too. The token tables start normal with standard
+    deviation ``embedding_init_std``: the reference's 0.02, or larger where they are also the output layer of
+    a masked language model trained from scratch, which otherwise sits at the unigram for its first few
+    hundred steps (README)."""
 
     vocab_size: int = ByteTokenizer.vocab_size
     channels: int = 768
     max_length: int = 2048
     ngram: int = 1
+    embedding_init_std: float = 0.02
 
     def __post_init__(self) -> None:
         require_positive(
-            vocab_size=self.vocab_size, channels=self.channels, max_length=self.max_length, ngram=self.ngram
+            vocab_size=self.vocab_size,
+            channels=self.channels,
+            max_length=self.max_length,
+            ngram=self.ngram,
+        )
+        require(
+            0 < self.embedding_init_std < math.inf,
+            "embedding_init_std",
+            self.embedding_init_std,
+            "a positive finite number",
         )
 
     @property

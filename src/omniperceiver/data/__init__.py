@@ -21,7 +21,7 @@ from omniperceiver.data.segmentation import pasted_shapes
 from omniperceiver.data.series import csv_series, japanese_vowels, series
 from omniperceiver.data.speech import synthesized_digits
 from omniperceiver.data.splits import Splits, stratified_split
-from omniperceiver.data.text import fortunes, fortunes_corpus
+from omniperceiver.data.text import fortunes, fortunes_corpus, fortunes_mixed
 
 __all__ = [
     "Splits",
@@ -31,6 +31,7 @@ __all__ = [
     "flow_pairs",
     "fortunes",
     "fortunes_corpus",
+    "fortunes_mixed",
     "hf_audio_folder",
     "hf_image_folder",
     "hf_table",

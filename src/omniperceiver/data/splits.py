@@ -159,6 +159,11 @@ def label_fraction(splits: Splits, fraction: float, *, seed: int = 0) -> Splits:
     if not splits.classes:
         raise ValueError(f"training.label_fraction: {splits.name} has no class labels to keep a fraction of")
     labels = labels_of(splits.train)
+    if labels.dim() != 1:
+        raise ValueError(
+            f"training.label_fraction: {splits.name} labels every element of an example, not the example:"
+            " there is no class of an example to keep a fraction of"
+        )
     generator = torch.Generator().manual_seed(seed)
     kept = []
     for label in labels.unique(sorted=True):

@@ -1,8 +1,10 @@
 """Text in four languages: Debian's fortune cookies (English, German, Spanish, Italian), as byte ids: snippets
-for language identification, and the whole corpus for language modelling."""
+for language identification (of each snippet, or of each byte of two joined snippets), and the whole corpus for
+language modelling."""
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import torch
 
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.data.byte_stream import byte_stream_splits
-from omniperceiver.data.splits import Splits, stratified_split
+from omniperceiver.data.splits import Splits, select, stratified_rows, stratified_split
 
 FORTUNES = Path("/usr/share/games/fortunes")
 LANGUAGES = ("english", "german", "spanish", "italian")
@@ -37,22 +39,60 @@ def _files(language: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix not in (".dat", ".u8"))
 
 
+def _snippets(snippet_chars: int, per_language: int, seed: int) -> list[list[str]]:
+    """Per language, ``per_language`` fortunes (fewer if it has fewer) drawn with ``seed``, each cut to its
+    first ``snippet_chars`` characters (entries under 32 characters are skipped)."""
+    if not (FORTUNES / "de").is_dir():
+        raise FileNotFoundError(f"the fortunes corpus is not installed ({FORTUNES}): {INSTALL}")
+    generator = torch.Generator().manual_seed(seed)
+    snippets = []
+    for language in LANGUAGES:
+        entries = [e[:snippet_chars] for path in _files(language) for e in _entries(path) if len(e) >= 32]
+        snippets.append([entries[i] for i in torch.randperm(len(entries), generator=generator)[:per_language]])
+    return snippets
+
+
 def fortunes(*, snippet_chars: int = 128, per_language: int = 1500, seed: int = 0) -> Splits:
     """``per_language`` fortunes of each language (fewer if a language has fewer), each cut to its first
     ``snippet_chars`` characters (entries under 32 characters are skipped): TensorDatasets of (byte ids
     (L,) as [CLS] bytes [SEP] padded with [PAD], mask (L,), language)."""
-    if not (FORTUNES / "de").is_dir():
-        raise FileNotFoundError(f"the fortunes corpus is not installed ({FORTUNES}): {INSTALL}")
-    generator = torch.Generator().manual_seed(seed)
     texts, labels = [], []
-    for label, language in enumerate(LANGUAGES):
-        entries = [e[:snippet_chars] for path in _files(language) for e in _entries(path) if len(e) >= 32]
-        chosen = torch.randperm(len(entries), generator=generator)[:per_language]
-        texts += [entries[i] for i in chosen]
-        labels += [label] * len(chosen)
+    for label, snippets in enumerate(_snippets(snippet_chars, per_language, seed)):
+        texts += snippets
+        labels += [label] * len(snippets)
     ids, mask = ByteTokenizer().batch(texts)
     description = f"fortune snippets of up to {snippet_chars} characters, {len(texts)} in {len(LANGUAGES)} languages"
     return stratified_split("fortunes", (ids, mask, torch.tensor(labels)), LANGUAGES, description, seed=seed)
+
+
+MIN_PART = 16  # characters of each snippet a mixed example keeps at least
+
+
+def fortunes_mixed(*, snippet_chars: int = 128, per_language: int = 1500, seed: int = 0) -> Splits:
+    """Language identification per byte: each example is the start of a fortune of one language (at least 16
+    characters) followed by the start of a fortune of another, ``snippet_chars`` characters in all where the
+    two are long enough, cut at a random character: TensorDatasets of (byte ids (L,) as [CLS] bytes [SEP]
+    padded with [PAD], mask (L,), each id's language (L,), -1 for [CLS], [SEP] and [PAD]), cut 70/15/15
+    stratified by the first language."""
+    snippets = _snippets(snippet_chars, per_language, seed)
+    rng = random.Random(seed)
+    texts, languages, first = [], [], []
+    for label, own in enumerate(snippets):
+        for text in own:
+            other = rng.choice([k for k in range(len(LANGUAGES)) if k != label])
+            cut = rng.randint(MIN_PART, max(MIN_PART, min(len(text), snippet_chars - MIN_PART)))
+            second = rng.choice(snippets[other])[: snippet_chars - cut]
+            texts.append(text[:cut] + second)
+            languages.append([label] * len(text[:cut].encode()) + [other] * len(second.encode()))
+            first.append(label)
+    ids, mask = ByteTokenizer().batch(texts)
+    labels = torch.full_like(ids, -1)
+    for row, language in enumerate(languages):
+        labels[row, 1 : 1 + len(language)] = torch.tensor(language)
+    dataset = torch.utils.data.TensorDataset(ids, mask, labels)
+    parts = [select(dataset, rows) for rows in stratified_rows(torch.tensor(first), seed=seed)]
+    description = f"{len(texts)} pairs of fortune snippets joined, {snippet_chars} characters at most, bytes labelled"
+    return Splits("fortunes-mixed", *parts, classes=LANGUAGES, description=description)
 
 
 def fortunes_corpus(*, length: int = 256, seed: int = 0) -> Splits:

@@ -1,6 +1,10 @@
 """Output adapters: decoder outputs (B, O, K) -> a task's output."""
 
-from omniperceiver.outputs.classification import ClassificationOutput, ClassificationOutputConfig
+from omniperceiver.outputs.classification import (
+    ClassificationOutput,
+    ClassificationOutputConfig,
+    TokenClassificationOutputConfig,
+)
 from omniperceiver.outputs.flow import FlowOutputConfig
 from omniperceiver.outputs.multimodal import (
     ModalityOutputConfig,
@@ -21,4 +25,5 @@ __all__ = [
     "MultimodalQueryConfig",
     "SegmentationOutputConfig",
     "TiedTokenOutputConfig",
+    "TokenClassificationOutputConfig",
 ]

@@ -1,4 +1,5 @@
-"""Classification output: the decoder's single query (B, 1, K) becomes class logits (B, K)."""
+"""Classification outputs: the decoder's single query (B, 1, K) becomes class logits (B, K); per token, the
+logits (B, O, K) of one query per input element stay as they are."""
 
 from __future__ import annotations
 
@@ -35,3 +36,22 @@ class ClassificationOutputConfig(OutputAdapterConfig):
 
     def build(self, input_adapter: InputAdapter) -> ClassificationOutput:
         return ClassificationOutput(self)
+
+
+class TokenClassificationOutput(OutputAdapter):
+    """(B, O, K) logits of one query per input element, as they are."""
+
+    def __init__(self, config: TokenClassificationOutputConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def forward(self, outputs: Tensor, indices: Tensor | None = None) -> Tensor:
+        return outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenClassificationOutputConfig(ClassificationOutputConfig):
+    """Class logits per input element; ``labels`` optionally names the K classes."""
+
+    def build(self, input_adapter: InputAdapter) -> TokenClassificationOutput:
+        return TokenClassificationOutput(self)

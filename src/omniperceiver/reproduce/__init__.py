@@ -9,9 +9,11 @@ from omniperceiver.reproduce.point_clouds import POINT_CLOUDS
 from omniperceiver.reproduce.raw_audio import RAW_AUDIO
 from omniperceiver.reproduce.raw_vs_permuted import RAW_VS_PERMUTED
 from omniperceiver.reproduce.table import Reproduction
+from omniperceiver.reproduce.transfer import TRANSFER
 
 REPRODUCTIONS: dict[str, Reproduction] = {
-    r.name: r for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION, MULTIMODAL_AUTOENCODING, OPTICAL_FLOW)
+    r.name: r
+    for r in (RAW_VS_PERMUTED, RAW_AUDIO, POINT_CLOUDS, FUSION, MULTIMODAL_AUTOENCODING, OPTICAL_FLOW, TRANSFER)
 }
 
 __all__ = ["REPRODUCTIONS", "Reproduction"]

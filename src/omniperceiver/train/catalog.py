@@ -28,7 +28,9 @@ from omniperceiver.train.tasks.base import Task
 from omniperceiver.train.tasks.classification import ClassificationTask
 from omniperceiver.train.tasks.flow import FlowTask
 from omniperceiver.train.tasks.language import LanguageModelTask, Tokenization
+from omniperceiver.train.tasks.masked_language import MaskedLanguageModelTask, MaskedTokenization
 from omniperceiver.train.tasks.segmentation import SegmentationTask
+from omniperceiver.train.tasks.token_classification import TokenClassificationTask
 
 MAX_SHIFT = 2  # pixels
 
@@ -66,6 +68,10 @@ SYNTHESIZED_DIGITS = ClassificationTask(
 )
 FORTUNES = ClassificationTask("fortunes", "text", data.fortunes, TextInput())
 FORTUNES_LM = LanguageModelTask("fortunes-lm", "text", data.fortunes_corpus, Tokenization())
+MLM_WINDOW = 160  # tokens: a fortunes snippet (138 ids at most) fits the model fine-tuned from it
+FORTUNES_MLM = MaskedLanguageModelTask(
+    "fortunes-mlm", "text, masked", functools.partial(data.fortunes_corpus, length=MLM_WINDOW), MaskedTokenization()
+)
 SHAPES = ClassificationTask("shapes", "point cloud", data.shapes, PointsInput(), augment=rotate_points)
 
 TASKS: dict[str, Task] = {}
@@ -89,6 +95,8 @@ for _task in (
     ),
     FORTUNES,
     FORTUNES_LM,
+    FORTUNES_MLM,
+    TokenClassificationTask("fortunes-mixed", "text, labelled per byte", data.fortunes_mixed, TextInput()),
     SHAPES,
     ClassificationTask("audiovisual-digits", "image + audio", data.audiovisual_digits, AudiovisualInput()),
     ClassificationTask(
@@ -113,6 +121,8 @@ for _task in (
     _on_folder(SHAPES, "point-cloud-folder", data.point_cloud_folder),
     _on_folder(FORTUNES_LM, "text-corpus-lm", data.text_corpus),
     _on_folder(FORTUNES_LM, "hf-text-corpus-lm", data.hf_text_corpus),
+    _on_folder(FORTUNES_MLM, "text-corpus-mlm", data.text_corpus),
+    _on_folder(FORTUNES_MLM, "hf-text-corpus-mlm", data.hf_text_corpus),
     ClassificationTask("csv-series", "series (CSV)", data.csv_series, SequenceInput(), reads_folder=True),
     ClassificationTask("series", "series (.ts, .npz, .npy, CSV)", data.series, SequenceInput(), reads_folder=True),
     ClassificationTask("hf-table", "series (table rows, datasets)", data.hf_table, SequenceInput(), reads_folder=True),

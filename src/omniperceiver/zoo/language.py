@@ -5,10 +5,11 @@ from __future__ import annotations
 from omniperceiver.adapters.text import TextInputConfig
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.encoder import EncoderConfig
-from omniperceiver.core.queries import LearnedQueryConfig
+from omniperceiver.core.queries import InputQueryConfig, LearnedQueryConfig
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.tokens import TiedTokenOutputConfig
 
+QUERIES = ("positions", "inputs")
 LANGUAGE_ENCODER = dict(
     num_latents=256,
     latent_channels=1280,
@@ -23,18 +24,45 @@ LANGUAGE_ENCODER = dict(
 )
 
 
-def language_perceiver(*, channels: int = 768, max_length: int = 2048, **encoder: object) -> PerceiverIOConfig:
-    """deepmind/language-perceiver: UTF-8 bytes (B, L <= ``max_length``) -> byte logits (B, max_length, 262)
-    through ``max_length`` learned position queries and the tied byte embedding. ``encoder`` overrides
-    :class:`EncoderConfig` fields of the published 201M-parameter model."""
-    text = TextInputConfig(channels=channels, max_length=max_length)
+def language_perceiver(
+    *,
+    channels: int = 768,
+    max_length: int = 2048,
+    vocab_size: int = TextInputConfig.vocab_size,
+    ngram: int = 1,
+    embedding_init_std: float = 0.02,
+    queries: str = "positions",
+    decoder_heads: int = 8,
+    decoder_qk_channels: int | None = 256,
+    **encoder: object,
+) -> PerceiverIOConfig:
+    """deepmind/language-perceiver: token ids (B, L <= ``max_length``) of ``vocab_size`` (UTF-8 bytes: 262)
+    -> token logits (B, O, V) through the tied token embedding. ``queries``: "positions" (the published
+    model's ``max_length`` learned position queries, O = ``max_length``) or "inputs" (each position's own
+    input element, its ``ngram`` context included, added back after the attention: O = L); the token tables
+    start with ``embedding_init_std`` (:class:`TextInputConfig`). ``encoder``
+    overrides :class:`EncoderConfig` fields of the published 201M-parameter model."""
+    if queries not in QUERIES:
+        raise ValueError(f"queries={queries!r}: expected one of {QUERIES}")
+    text = TextInputConfig(
+        vocab_size=vocab_size,
+        channels=channels,
+        max_length=max_length,
+        ngram=ngram,
+        embedding_init_std=embedding_init_std,
+    )
     encoder_config = EncoderConfig(input_channels=channels, **{**LANGUAGE_ENCODER, **encoder})  # type: ignore[arg-type]
     decoder = DecoderConfig(
-        queries=LearnedQueryConfig(num_queries=max_length, num_channels=channels),
+        queries=(
+            LearnedQueryConfig(num_queries=max_length, num_channels=channels)
+            if queries == "positions"
+            else InputQueryConfig(num_channels=channels)
+        ),
         latent_channels=encoder_config.latent_channels,
-        num_heads=8,
-        qk_channels=256,
+        num_heads=decoder_heads,
+        qk_channels=decoder_qk_channels,
         v_channels=channels,
+        use_query_residual=queries == "inputs",
     )
     return PerceiverIOConfig(input=text, encoder=encoder_config, decoder=decoder, output=TiedTokenOutputConfig())
 

@@ -162,7 +162,7 @@ class Task:
     def encoder(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> EncoderConfig:
         """The Perceiver IO encoder of ``trunk`` over the input adapter's channels."""
         return EncoderConfig(
-            input_channels=self.input.adapter(self.inputs(rows_of(splits.train, 1))).num_channels,
+            input_channels=self.input_channels(splits),
             num_latents=trunk.num_latents,
             latent_channels=trunk.latent_channels,
             num_cross_attention_heads=trunk.num_cross_attention_heads,
@@ -176,6 +176,10 @@ class Task:
             latent_init_std=trunk.latent_init_std,
             activation_checkpointing=settings.activation_checkpointing,
         )
+
+    def input_channels(self, splits: Splits) -> int:
+        """C, the channels of each input element the task's adapter makes."""
+        return self.input.adapter(self.inputs(rows_of(splits.train, 1))).num_channels
 
     def fit_input(self, config: Any, splits: Splits) -> Any:
         """``config`` (a Perceiver IO config) with its input adapter fitted to the data."""

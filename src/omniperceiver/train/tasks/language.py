@@ -191,7 +191,8 @@ class LanguageModelTask(Task):
         file = tokenizer_file(model_dir)
         if file is None and self.input.vocab_size is not None:
             raise FileNotFoundError(f"{model_dir} holds no {TOKENIZER_FILE}, the BPE its recipe's input names")
-        return dataclasses.replace(self, input=Tokenization(tokenizer=None if file is None else str(file)))
+        saved = None if file is None else str(file)
+        return dataclasses.replace(self, input=dataclasses.replace(self.input, vocab_size=None, tokenizer=saved))
 
     def save(self, model_dir: Path, splits: Splits) -> None:
         """The tokenizer beside the model (none for bytes)."""
