@@ -46,7 +46,7 @@ def test_transfer_fine_tunes_the_masked_language_model_of_each_seed_and_trains_t
     tmp_path, capsys
 ):
     rows = our_rows(quick_table("transfer", tmp_path, capsys))
-    assert list(rows) == ["from scratch", "pretrained (masked LM), fine-tuned"]
+    assert list(rows) == ["ours: from scratch", "ours: pretrained (masked LM), fine-tuned"]
     assert all(len(values) == 2 and 0.25 < values[0] <= 1 and values[1] == values[0] for values in rows.values())
     log = (tmp_path / "fortunes-few-labels-pretrained-0" / "logs" / "initialization.txt").read_text()
     assert f"weights from {tmp_path / 'fortunes-mlm-0'}" in log and "decoder.projection.weight" in log
