@@ -17,6 +17,7 @@ from PIL import Image
 import omniperceiver as op
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
+from omniperceiver.inference.text import fill_masks
 from omniperceiver.reproduce.fusion import late_fusion_accuracy
 from omniperceiver.train import load_recipe, train
 from omniperceiver.train.demo import DEMO
@@ -33,6 +34,8 @@ from omniperceiver.train.inputs import (
 )
 from omniperceiver.train.recipe import RECIPES
 from omniperceiver.train.tasks.language import Tokenization
+from omniperceiver.train.tasks.masked_language import MaskedTokenization
+from omniperceiver.train.tasks.token_classification import TokenClassificationTask, marked
 
 pytestmark = needs_fortunes
 
@@ -75,6 +78,11 @@ def _files(task, example, folder):
         return _png(folder / "example.png", inputs[0][0])
     if kind is TextInput:
         (folder / "example.txt").write_text(ByteTokenizer().decode(inputs[0][0][inputs[1][0]]), encoding="utf-8")
+        return [folder / "example.txt"]
+    if kind is MaskedTokenization:  # 40 tokens of a window, 3 of them masked
+        tokenizer, ids = task.input.saved(), example[2][0][example[1][0]]
+        text = f"{tokenizer.decode(ids[:10])}[MASK*3]{tokenizer.decode(ids[13:40])}"
+        (folder / "example.txt").write_text(text, encoding="utf-8")
         return [folder / "example.txt"]
     if kind is Tokenization:  # a language model's prompt: the first 40 tokens of a window
         text = task.input.saved().decode(inputs[0][0][inputs[1][0]][:40])
@@ -131,7 +139,17 @@ def check_predict(run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(run), *map(str, files), "--top", "1", "--output-dir", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    if task.metric == "accuracy":
+    if isinstance(task, TokenClassificationTask):  # each run of one predicted class, marked
+        model = op.from_pretrained(run)
+        x, mask, _ = task.unpack(example)
+        with torch.no_grad():
+            classes = model(x, mask)[0].argmax(-1)
+        shown = marked(x[0], classes, x[0] >= ByteTokenizer.OFFSET, model.config.output.labels)
+        assert printed.splitlines()[1] == f"  {shown}", printed
+    elif task.metric == "masked_bits_per_byte":  # the text with its masked tokens filled
+        filled = fill_masks(op.from_pretrained(run).eval(), files[0].read_text(), task.input.saved())
+        assert printed.split("\n", 1)[1] == f"  {filled}\n" and "[MASK" not in filled, printed
+    elif task.metric == "accuracy":
         model = op.from_pretrained(run)
         x, mask, _ = task.unpack(example)
         if isinstance(x, dict) and "label" in x:  # an autoencoder infers the label with the label hidden

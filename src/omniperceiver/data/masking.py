@@ -85,3 +85,9 @@ class MaskedWindows(Dataset):
         chosen = span_mask(scored > 0, rng)
         inputs = corrupt(ids, chosen, rng, self.tokenizer.vocab_size)
         return inputs, mask, ids, torch.where(chosen, scored, 0)
+
+    @property
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Every window, stacked: inputs, mask, targets, scored (B, L)."""
+        windows = [self[i] for i in range(len(self))]
+        return tuple(torch.stack(column) for column in zip(*windows, strict=True))

@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import OneCycleLR
 
 from omniperceiver.core.config import Config
+from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.encoder import EncoderConfig
+from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.shards import is_shard_folder, shard_splits
 from omniperceiver.data.splits import Splits
@@ -184,6 +186,20 @@ class Task:
     def fit_input(self, config: Any, splits: Splits) -> Any:
         """``config`` (a Perceiver IO config) with its input adapter fitted to the data."""
         return dataclasses.replace(config, input=self.input.fit(config.input, self.inputs(rows_of(splits.train, 1))))
+
+
+def element_decoder(channels: int, encoder: EncoderConfig, num_classes: int) -> DecoderConfig:
+    """A decoder of one query per input element, the element itself (C = ``channels``), that decodes
+    ``num_classes`` logits for each from the ``encoder``'s latents; the query is added back after the
+    attention, so that each element's own features reach its MLP beside what it attended to."""
+    return DecoderConfig(
+        queries=InputQueryConfig(channels),
+        latent_channels=encoder.latent_channels,
+        output_channels=num_classes,
+        num_heads=encoder.num_cross_attention_heads,
+        widening_factor=encoder.cross_attention_widening_factor,
+        use_query_residual=True,
+    )
 
 
 class NonFiniteError(ValueError):

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from omniperceiver.adapters.image import ImageInputConfig
-from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits, require_module
@@ -25,7 +24,7 @@ from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.segmentation import SegmentationOutputConfig
 from omniperceiver.train import pictures
 from omniperceiver.train.sections import TrainingSettings, Trunk
-from omniperceiver.train.tasks.base import Task, TaskModule
+from omniperceiver.train.tasks.base import Task, TaskModule, element_decoder
 
 
 class Segmenter(TaskModule):
@@ -64,16 +63,10 @@ class SegmentationTask(Task):
         adapter = self.input.adapter(self.inputs(rows_of(splits.train, 1)))
         image_shape = tuple(rows_of(splits.train, 1)[-1].shape[1:3])
         self._require_pixels(adapter, image_shape)
-        decoder = DecoderConfig(
-            queries=InputQueryConfig(adapter.num_channels),
-            latent_channels=trunk.latent_channels,
-            output_channels=len(splits.classes),
-            num_heads=trunk.num_cross_attention_heads,
-            widening_factor=trunk.widening_factor,
-            use_query_residual=True,  # each pixel's own features reach its MLP beside what it attended to
-        )
+        encoder = self.encoder(splits, trunk, settings)
+        decoder = element_decoder(adapter.num_channels, encoder, len(splits.classes))
         output = SegmentationOutputConfig(image_shape, splits.classes)
-        return PerceiverIOConfig(adapter, self.encoder(splits, trunk, settings), decoder, output)
+        return PerceiverIOConfig(adapter, encoder, decoder, output)
 
     def fit(self, config: PerceiverIOConfig, splits: Splits) -> tuple[PerceiverIOConfig, tuple[str, ...]]:
         queries = getattr(getattr(config, "decoder", None), "queries", None)

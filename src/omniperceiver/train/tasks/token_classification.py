@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omniperceiver.adapters.text import ByteTokenizer, TextInputConfig
-from omniperceiver.core.decoder import DecoderConfig
-from omniperceiver.core.encoder import EncoderConfig
 from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.data.file_dataset import rows_of
 from omniperceiver.data.splits import Splits, require_module
@@ -23,6 +21,7 @@ from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.classification import TokenClassificationOutputConfig
 from omniperceiver.train import pictures
 from omniperceiver.train.sections import TrainingSettings, Trunk
+from omniperceiver.train.tasks.base import element_decoder
 from omniperceiver.train.tasks.classification import BASELINE_ROWS, ClassificationTask, Classifier
 
 UNLABELLED = -1
@@ -51,17 +50,8 @@ class TokenClassificationTask(ClassificationTask):
     def model_config(self, splits: Splits, trunk: Trunk, settings: TrainingSettings) -> PerceiverIOConfig:
         adapter = self.input.adapter(self.inputs(rows_of(splits.train, 1)))
         encoder = self.encoder(splits, trunk, settings)
-        return PerceiverIOConfig(adapter, encoder, self._decoder(adapter, encoder, splits), self._output(splits))
-
-    def _decoder(self, adapter: TextInputConfig, encoder: EncoderConfig, splits: Splits) -> DecoderConfig:
-        return DecoderConfig(
-            queries=InputQueryConfig(adapter.num_channels),
-            latent_channels=encoder.latent_channels,
-            output_channels=len(splits.classes),
-            num_heads=encoder.num_cross_attention_heads,
-            widening_factor=encoder.cross_attention_widening_factor,
-            use_query_residual=True,  # each token's own features reach its MLP beside what it attended to
-        )
+        decoder = element_decoder(adapter.num_channels, encoder, len(splits.classes))
+        return PerceiverIOConfig(adapter, encoder, decoder, self._output(splits))
 
     def _output(self, splits: Splits) -> TokenClassificationOutputConfig:
         return TokenClassificationOutputConfig(labels=splits.classes)
@@ -74,7 +64,7 @@ class TokenClassificationTask(ClassificationTask):
         config = self.fit_input(config, splits)
         output = self._output(splits)
         if not isinstance(config.decoder.queries, InputQueryConfig):
-            decoder = self._decoder(config.input, config.encoder, splits)
+            decoder = element_decoder(config.input.num_channels, config.encoder, len(splits.classes))
             return dataclasses.replace(config, decoder=decoder, output=output), ("decoder", "output_adapter")
         if config.output == output:
             return config, ()
