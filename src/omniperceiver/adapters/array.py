@@ -80,6 +80,11 @@ class ArrayInputConfig(InputAdapterConfig):
         positions = self.position.num_channels(len(self.index_shape)) if self.position is not None else 0
         return (self.project_channels or self.in_channels) + positions
 
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(batch, *self.index_shape, self.in_channels, generator=generator), None
+
     def build(self) -> ArrayInputAdapter:
         return ArrayInputAdapter(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor
 
 from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
@@ -42,6 +43,11 @@ class AudioInputConfig(ArrayBackedInputConfig):
     @property
     def array(self) -> ArrayInputConfig:
         return ArrayInputConfig((self.num_samples // self.samples_per_patch,), self.samples_per_patch, self.position)
+
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(batch, self.num_samples, generator=generator), None
 
     def build(self) -> AudioInputAdapter:
         return AudioInputAdapter(self)

@@ -88,5 +88,10 @@ class FlowInputConfig(ArrayBackedInputConfig):
         values = self.levels * self.num_frames * self.patch_size**2 * self.in_channels
         return ArrayInputConfig(self.image_shape, values, self.position, project_channels=self.channels)
 
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(batch, self.num_frames, self.in_channels, *self.image_shape, generator=generator), None
+
     def build(self) -> FlowInputAdapter:
         return FlowInputAdapter(self)

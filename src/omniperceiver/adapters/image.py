@@ -189,5 +189,10 @@ class ImageInputConfig(ArrayBackedInputConfig):
         shape = self.stem.output_shape(self.image_shape)
         return ArrayInputConfig(shape, self.stem.out_channels(self.in_channels), self.position)
 
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(batch, self.in_channels, *self.image_shape, generator=generator), None
+
     def build(self) -> ImageInputAdapter:
         return ImageInputAdapter(self)

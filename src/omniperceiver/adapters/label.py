@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
@@ -36,6 +37,11 @@ class LabelInputConfig(InputAdapterConfig):
     @property
     def num_channels(self) -> int:
         return self.num_classes
+
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(batch, self.num_classes, generator=generator).softmax(-1), None
 
     def build(self) -> LabelInputAdapter:
         return LabelInputAdapter(self)

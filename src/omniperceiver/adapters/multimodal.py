@@ -93,5 +93,10 @@ class MultimodalInputConfig(InputAdapterConfig):
     def num_channels(self) -> int:
         return max(m.adapter.num_channels for m in self.modalities) + self.min_padding
 
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[dict[str, Tensor], None]:
+        return {m.name: m.adapter.example(batch, generator=generator)[0] for m in self.modalities}, None
+
     def build(self) -> MultimodalInputAdapter:
         return MultimodalInputAdapter(self)

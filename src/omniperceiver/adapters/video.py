@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
 from torch import Tensor
 
 from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
@@ -52,6 +53,13 @@ class VideoInputConfig(ArrayBackedInputConfig):
         grid = tuple(n // p for n, p in zip(self.video_shape, self.patch_shape, strict=True))
         values = self.patch_shape[0] * self.patch_shape[1] * self.patch_shape[2] * self.in_channels
         return ArrayInputConfig(grid, values, self.position)
+
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        return torch.randn(
+            batch, self.video_shape[0], self.in_channels, *self.video_shape[1:], generator=generator
+        ), None
 
     def build(self) -> VideoInputAdapter:
         return VideoInputAdapter(self)

@@ -8,7 +8,9 @@ defines an adapter and its config.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config
@@ -29,6 +31,17 @@ class InputAdapter(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class InputAdapterConfig(Config):
+    #: whether axis 1 of the input (and of its mask) is a length that may differ from call to call
+    variable_length: ClassVar[bool] = False
+
+    def example(
+        self, batch: int, length: int | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor | dict[str, Tensor], Tensor | None]:
+        """A random input of ``batch`` examples at the configured size (``length`` along axis 1 where
+        ``variable_length``), and an all-real padding mask for adapters that read padded inputs (else None):
+        what export traces with and checks against."""
+        raise NotImplementedError(f"{type(self).__name__} describes no example input")
+
     @property
     def num_channels(self) -> int:
         """C, the channels of every input element the adapter produces."""

@@ -183,7 +183,8 @@ class PerceiverARCore(nn.Module):
                 num_latents,
                 f"None or an integer in [1, {c.num_latents}]",
             )
-            n = min(num_latents or c.num_latents, length)
+            n = num_latents or c.num_latents
+            n = n if length >= n else length  # (not min(), which export traces symbolically: n stays a constant)
 
         seen = cache.length if cache is not None else 0
         full_mask = mask
@@ -194,7 +195,7 @@ class PerceiverARCore(nn.Module):
         elif positions.shape != (batch, length):
             raise ValueError(f"positions must have shape (B, L) = {(batch, length)}, got {tuple(positions.shape)}")
 
-        latent_positions = positions[:, -n:]
+        latent_positions = positions.narrow(1, length - n, n)  # (not [:, -n:]: traced, its size stays n)
         keys = seen + length
         if source_lengths is None:
             cross_mask = causal_mask(n, keys, device=x.device)
@@ -203,7 +204,7 @@ class PerceiverARCore(nn.Module):
         if full_mask is not None:
             cross_mask = cross_mask & full_mask[:, None, None, -keys:]
         h, _ = self.cross_attention(
-            x[:, -n:],
+            x.narrow(1, length - n, n),
             x,
             mask=cross_mask,
             query_positions=latent_positions,
@@ -222,6 +223,6 @@ class PerceiverARCore(nn.Module):
             else:
                 self_mask = seq2seq_mask(latent_positions, latent_positions, source_lengths)[:, None]
             if full_mask is not None:
-                self_mask = self_mask & full_mask[:, None, None, -window:]
+                self_mask = self_mask & full_mask[:, None, None].narrow(3, full_mask.shape[1] - window, window)
             h = layer(h, mask=self_mask, positions=latent_positions, cache=layer_cache)
         return self.norm(h)

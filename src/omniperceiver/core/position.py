@@ -25,7 +25,7 @@ def check_indices(indices: Tensor, size: int, what: str) -> None:
     """Raise ValueError unless ``indices`` is a 1-D integer tensor of flat positions in [0, size)."""
     if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"indices must be a 1-D integer tensor, got {indices.dtype} of shape {tuple(indices.shape)}")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= size):
+    if indices.numel() and not torch.compiler.is_compiling() and (int(indices.min()) < 0 or int(indices.max()) >= size):
         raise ValueError(f"indices must lie in [0, {size}), {what}")
 
 

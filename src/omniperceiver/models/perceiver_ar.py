@@ -125,6 +125,8 @@ class PerceiverAR(PretrainedModel):
             raise ValueError(
                 f"expected at most max_seq_len={c.max_seq_len} positions (cached ones included), got {total}"
             )
+        if torch.compiler.is_compiling():  # a traced graph cannot read values: runtimes check their indices
+            return
         low, high = torch.stack([ids.min(), ids.max()]).tolist()  # one device sync
         if low < 0 or high >= c.vocab_size:
             raise ValueError(f"ids must lie in [0, {c.vocab_size}) (vocab_size), got values in [{low}, {high}]")

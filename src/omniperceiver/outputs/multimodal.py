@@ -55,12 +55,24 @@ class MultimodalQueries(QueryProvider):
         return torch.cat(flat) if flat else torch.zeros(0, dtype=torch.long, device=device)
 
     def forward(self, inputs: Tensor, indices: Tensor | None = None) -> Tensor:
-        b = inputs.shape[0]
         if indices is None:
-            indices = torch.arange(self.num_queries(), device=inputs.device)
-        queries = inputs.new_empty(b, indices.shape[0], self.num_channels)
+            return torch.cat([self.padding.pad(name, self.providers[name](inputs)) for name in self.providers], dim=1)
+        if torch.compiler.is_compiling():  # no sizes that depend on values: each modality's queries at every index
+            return self.traceable(inputs, indices)
+        queries = inputs.new_empty(inputs.shape[0], indices.shape[0], self.num_channels)
         for name, (selected, local) in split_by_modality(self.config.sizes, indices).items():
             queries[:, selected] = self.padding.pad(name, self.providers[name](inputs, local))
+        return queries
+
+    def traceable(self, inputs: Tensor, indices: Tensor) -> Tensor:
+        """The queries (B, O', E) at ``indices`` (O',): every modality's at every index (clamped into it), each
+        kept where the index is its own."""
+        queries, offset = None, 0
+        for name, size in self.config.sizes.items():
+            own = ((indices >= offset) & (indices < offset + size))[None, :, None]
+            mine = self.padding.pad(name, self.providers[name](inputs, (indices - offset).clamp(0, size - 1)))
+            queries = mine if queries is None else torch.where(own, mine, queries)
+            offset += size
         return queries
 
 
@@ -86,11 +98,16 @@ class MultimodalQueryConfig(QueryConfig):
         return MultimodalQueries(self)
 
 
-def split_by_modality(sizes: dict[str, int], indices: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+def split_by_modality(sizes: dict[str, int], indices: Tensor | None) -> dict[str, tuple[Tensor | slice, Tensor | None]]:
     """Flat indices (O,) over modalities of ``sizes`` (in order) -> per modality present: (positions in
-    ``indices``, indices within the modality)."""
+    ``indices``, indices within the modality); None (every output, in order) -> per modality: (its slice of
+    the outputs, None)."""
     parts, offset = {}, 0
     for name, size in sizes.items():
+        if indices is None:
+            parts[name] = (slice(offset, offset + size), None)
+            offset += size
+            continue
         selected = ((indices >= offset) & (indices < offset + size)).nonzero()[:, 0]
         if selected.numel():
             parts[name] = (selected, indices[selected] - offset)
@@ -123,10 +140,9 @@ class MultimodalOutput(OutputAdapter):
 
     def forward(self, outputs: Tensor, indices: Tensor | None = None) -> dict[str, Tensor]:
         sizes = {m.name: m.num_outputs for m in self.config.modalities}
-        if indices is None:
-            indices = torch.arange(sum(sizes.values()), device=outputs.device)
-        if outputs.dim() != 3 or outputs.shape[1] != indices.shape[0]:
-            raise ValueError(f"expected decoder outputs (B, {indices.shape[0]}, K), got {tuple(outputs.shape)}")
+        rows = sum(sizes.values()) if indices is None else indices.shape[0]
+        if outputs.dim() != 3 or outputs.shape[1] != rows:
+            raise ValueError(f"expected decoder outputs (B, {rows}, K), got {tuple(outputs.shape)}")
         flatten = {m.name: m.flatten for m in self.config.modalities}
         result = {}
         for name, (selected, _) in split_by_modality(sizes, indices).items():

@@ -33,7 +33,8 @@ Decided once per call class, visibly, from a cost table:
   ``OMNIPERCEIVER_LINEAR_UNITS`` (``bf16`` or ``fp32``) forces the units of Linear layers.
   ``OMNIPERCEIVER_CALIBRATION=off`` keeps the default (no timing, no cache).
 * under ``torch.compile`` the choice is a plain function of the shapes (:func:`traceable_kernel`): SDPA, or
-  the chunked kernel where it serves by default; no fp32-units paths.
+  the chunked kernel where it serves by default; no fp32-units paths. Under ``torch.export`` (ONNX, .pt2):
+  materialized attention, whose standard ops every runtime runs.
 
 The process's policy (:func:`active_policy`) is made on first use: the cached table of this device kind is read
 (``$XDG_CACHE_HOME/omniperceiver`` or ``~/.cache/omniperceiver``; JSON, validated, a bad file is ignored with a
@@ -220,7 +221,10 @@ def default_kernel(call: AttentionCall) -> str:
 
 
 def traceable_kernel(q: Tensor, k: Tensor, v: Tensor, *, dropout: float) -> Kernel:
-    """The choice under ``torch.compile``: the default, from the shapes alone (no table, no fp32 units)."""
+    """The choice under ``torch.compile``: the default, from the shapes alone (no table, no fp32 units); under
+    export, materialized attention (matmul, softmax, matmul: the standard ops every exporter and runtime knows)."""
+    if torch.compiler.is_exporting():
+        return KERNELS["materialized"]
     unequal_on_cpu = q.device.type == "cpu" and q.shape[-1] != v.shape[-1]
     return KERNELS["chunked" if unequal_on_cpu and _plain(q, k, v) and not dropout else "sdpa"]
 
