@@ -33,8 +33,6 @@ from omniperceiver.models.perceiver_io import PerceiverIO
 FORMATS = ("onnx", "pt2")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.1}  # max |exported - eager| a check accepts
-MAX_BATCH = 4096  # the largest batch a dynamic batch axis accepts
-MAX_LENGTH = 2**20  # the longest input a dynamic length axis of no configured maximum accepts
 METADATA = "export.json"
 
 
@@ -253,22 +251,29 @@ def check(
     return differences
 
 
-def describe(model: nn.Module, graphs: list[Graph], written: list[Exported], folder: Path, **settings: object) -> None:
+def describe(
+    model: nn.Module,
+    graphs: list[Graph],
+    written: list[Exported],
+    folder: Path,
+    dynamic: Sequence[str],
+    **settings: str,
+) -> None:
     """Write ``export.json``: the settings, each graph's file, inputs and outputs (dtype, shape with the
     dynamic axes named), and for a Perceiver AR what a generation loop needs."""
     entries = {}
     for graph, exported in zip(graphs, written, strict=True):
         args = graph.example(sizes(graph, ()), torch.Generator().manual_seed(0))
-        args = cast(args, DTYPES[str(settings["dtype"])])
+        args = cast(args, DTYPES[settings["dtype"]])
         with torch.no_grad():
             outputs = graph.module(*args)
         entries[graph.name] = {
             "file": exported.file.name,
-            "inputs": {n: spec(a, graph.axes[n], settings["dynamic"]) for n, a in zip(graph.inputs, args, strict=True)},
+            "inputs": {n: spec(a, graph.axes[n], dynamic) for n, a in zip(graph.inputs, args, strict=True)},
             "outputs": {n: str(o.dtype).removeprefix("torch.") for n, o in zip(graph.outputs, outputs, strict=True)},
             "max_difference": exported.max_difference,
         }
-    document = {"model": type(model).__name__, **settings, "graphs": entries}
+    document = {"model": type(model).__name__, **settings, "dynamic": list(dynamic), "graphs": entries}
     if isinstance(model, PerceiverAR):
         prefill = graphs[0].module
         c = model.config
@@ -283,8 +288,9 @@ def describe(model: nn.Module, graphs: list[Graph], written: list[Exported], fol
     atomic_write(folder / METADATA, lambda file: file.write(text.encode()))
 
 
-def spec(tensor: Tensor, axes: dict[int, str], dynamic: object) -> dict[str, object]:
-    shape = [axes[i] if axes.get(i) in dynamic else n for i, n in enumerate(tensor.shape)]  # type: ignore[operator]
+def spec(tensor: Tensor, axes: dict[int, str], dynamic: Sequence[str]) -> dict[str, object]:
+    """An input's dtype and shape, its free axes by name."""
+    shape = [axes[i] if axes.get(i) in dynamic else n for i, n in enumerate(tensor.shape)]
     return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": shape}
 
 
