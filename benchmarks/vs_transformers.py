@@ -60,8 +60,8 @@ from pathlib import Path
 import torch
 from measure import measure, synchronized
 
+from omniperceiver import zoo
 from omniperceiver.adapters.flow import frame_patches
-from omniperceiver.interop.transformers import PUBLISHED
 
 IMPLEMENTATIONS = ("reference", "ours", "ours-checkpointed")
 DTYPES = ("fp32", "bf16")
@@ -84,6 +84,12 @@ class Model:
     reference_scale: float = 1.0  # the reference's output times this is ours'
 
 
+def _checkpoint(name: str, **arguments: object) -> tuple[str, dict]:
+    """transformers' class and PerceiverConfig arguments of a published checkpoint (+ ``arguments``)."""
+    model = zoo.PUBLISHED[name].transformers
+    return model.architecture, {**model.arguments, **arguments}
+
+
 LATENT_ROWS = (("fwd", 1), ("fwd", 8), ("train", 8))
 QUICK_ENCODER = dict(
     num_latents=32, d_latents=64, num_blocks=2, num_self_attends_per_block=2, num_self_attention_heads=4
@@ -91,14 +97,13 @@ QUICK_ENCODER = dict(
 MODELS = {
     "vision": Model(
         "vision-perceiver-fourier",
-        PUBLISHED["vision-perceiver-fourier"][0],
-        dict(PUBLISHED["vision-perceiver-fourier"][1], image_size=224),  # (unused by the model: the input size)
+        *_checkpoint("vision-perceiver-fourier", image_size=224),  # (unused by the model: the input size)
         dict(QUICK_ENCODER, num_cross_attention_heads=1, num_labels=10, image_size=32),
         LATENT_ROWS,
     ),
     "language": Model(
         "language-perceiver",
-        *PUBLISHED["language-perceiver"],
+        *_checkpoint("language-perceiver"),
         dict(
             QUICK_ENCODER,
             num_cross_attention_heads=4,
@@ -111,7 +116,7 @@ MODELS = {
     ),
     "flow": Model(
         "optical-flow-perceiver",
-        *PUBLISHED["optical-flow-perceiver"],
+        *_checkpoint("optical-flow-perceiver"),
         dict(QUICK_ENCODER, num_blocks=1, num_cross_attention_heads=1, train_size=(24, 32)),
         (("fwd", 1),),
         reference_scale=20.0,  # transformers leaves the published flow scale factor to the caller

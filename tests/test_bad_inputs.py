@@ -242,7 +242,7 @@ CASES = [
     Case("predict-clip-without-audio", ["predict", "{d}/multimodal", "{d}/no-audio.npz"], 1,
          "no-audio.npz: expected a .npz file with arrays 'video' and 'audio'"),
     Case("predict-clip-not-npz", ["predict", "{d}/multimodal", "{d}/notes.txt"], 1, "notes.txt: expected a .npz"),
-    Case("predict-no-task", ["predict", "{d}/array", "{d}/f1.png"], 1, "no task for ArrayInputAdapter"),
+    Case("predict-no-task", ["predict", "{d}/array", "{d}/f1.png"], 1, "task for a PerceiverIO of ArrayInputAdapter"),
     # train
     Case("train-missing-recipe", ["train", "{d}/no-recipe.yaml"], 1, "no recipe file"),
     Case("train-yaml-syntax", ["train", "{d}/syntax.yaml"], 1, "syntax.yaml, line 3 column 1: invalid YAML"),

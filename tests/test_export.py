@@ -23,21 +23,23 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 TEXT = ("language-perceiver", "text-classifier")
 
 
-@pytest.mark.parametrize("name", list(zoo.MODELS))
+@pytest.mark.parametrize("name", list(zoo.PUBLISHED))
 def test_every_published_class_exports_to_onnx_equal_to_eager_at_two_batches_and_lengths(name, tmp_path):
     model = zoo.create(name, reduced=True)
-    dynamic = ["batch", "length"] if name in TEXT else ["batch"]
-    (written,) = export(model, tmp_path, dynamic=dynamic)
+    (written,) = export(model, tmp_path, dynamic=["batch", "length"] if name in TEXT else ["batch"])
     expected = (
         {"batch 1", "batch 3"} if name not in TEXT else {f"batch {b}, length {n}" for b in (1, 3) for n in (48, 24)}
     )
     assert set(written.differences) == expected
     assert written.max_difference <= 1e-4
-    described = json.loads((tmp_path / "export.json").read_text())["graphs"]["model"]
-    assert described["file"] == "model.onnx" and all(s["shape"][0] == "batch" for s in described["inputs"].values())
+    described = json.loads((tmp_path / "export.json").read_text())
+    assert described["task"] == zoo.PUBLISHED[name].kind.task
+    graph = described["graphs"]["model"]
+    assert graph["file"] == "model.onnx" and all(s["shape"][0] == "batch" for s in graph["inputs"].values())
+    assert set(graph["outputs"].values()) == {"float32"}
 
 
-@pytest.mark.parametrize("name", list(zoo.MODELS))
+@pytest.mark.parametrize("name", list(zoo.PUBLISHED))
 def test_every_published_class_exports_to_pt2_that_loads_and_equals_eager(name, tmp_path):
     model = zoo.create(name, reduced=True).eval()
     export(model, tmp_path, format="pt2", dynamic=["batch"])
@@ -149,11 +151,13 @@ def test_what_cannot_be_exported_says_which_module_and_why(tmp_path, monkeypatch
 
 def test_the_export_command(tmp_path, capsys):
     zoo.create("text-classifier", reduced=True).save_pretrained(tmp_path / "model")
-    assert main(["export", str(tmp_path / "model"), str(tmp_path / "out"), "--dynamic", "batch,length"]) == 0
+    assert main(["export", str(tmp_path / "model"), str(tmp_path / "out")]) == 0  # batch,length: the zoo's default
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith(f"{tmp_path / 'model'}: PerceiverIO, ")
+    assert printed[0].startswith(f"{tmp_path / 'model'}: PerceiverIO (text classification), ")
     assert "model.onnx" in printed[1] and "max |difference| from eager" in printed[1]
     assert "batch 3, length 24" in printed[1]
+    assert main(["export", str(tmp_path / "model"), str(tmp_path / "out"), "--dynamic", "none"]) == 0
+    assert "(batch 1, length 48)" in capsys.readouterr().out
     assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "export.json").is_file()
     assert main(["export", str(tmp_path / "model"), str(tmp_path / "out"), "--dynamic", "width"]) == 1
     assert capsys.readouterr().err == "omniperceiver: error: dynamic axes must be among batch, length, got width\n"
@@ -181,7 +185,7 @@ def test_jacobi_eigenvectors_equal_eigh_up_to_sign(monkeypatch):
 # (The published multimodal autoencoder, 16 frames of 224 x 224 pixels decoded by 802,816 queries, did not export
 # within this machine's 24 GiB even in chunks of 65,536 queries: its reduced size is tested above.)
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(set(zoo.MODELS) - {"multimodal-perceiver"}))
+@pytest.mark.parametrize("name", sorted(set(zoo.PUBLISHED) - {"multimodal-perceiver"}))
 def test_every_published_class_exports_at_published_size(name, tmp_path):
     options = {"text-classifier": dict(num_classes=3)}.get(name, {})
     (written,) = export(zoo.create(name, **options), tmp_path)

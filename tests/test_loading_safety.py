@@ -18,7 +18,7 @@ from omniperceiver.core import ARConfig
 from omniperceiver.core.config import Config
 from omniperceiver.interop.transformers import read_weights
 from omniperceiver.models.pretrained import CONFIG_FILE, WEIGHTS_FILE
-from omniperceiver.zoo import MODELS
+from omniperceiver.zoo import PUBLISHED
 from omniperceiver.zoo import config as zoo_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -86,7 +86,7 @@ def test_every_config_type_is_known_by_its_short_name_and_its_old_module_path():
         assert CONFIG_ALIASES[f"{cls.__module__}:{cls.__qualname__}"] == name  # the name saved folders hold
 
 
-@pytest.mark.parametrize("name", [*MODELS, "perceiver-ar"])
+@pytest.mark.parametrize("name", [*PUBLISHED, "perceiver-ar"])
 def test_configs_saved_with_module_paths_still_load_and_are_saved_with_short_names(name):
     config = small_ar().config if name == "perceiver-ar" else zoo_config(name, reduced=True)
     data = config.to_dict()

@@ -17,7 +17,7 @@ from omniperceiver import zoo
 from omniperceiver.adapters.flow import frame_patches
 from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.cli import main
-from omniperceiver.interop.transformers import HF_DEFAULTS, PUBLISHED, config_from_transformers
+from omniperceiver.interop.transformers import HF_DEFAULTS, config_from_transformers
 
 transformers = pytest.importorskip("transformers")
 
@@ -155,11 +155,19 @@ def test_multimodal_autoencoding_in_chunks_and_subsets(tmp_path):
         assert_close(got["audio"], expected["audio"])
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+CHECKPOINTS = {name: entry.transformers for name, entry in zoo.PUBLISHED.items() if entry.transformers.arguments}
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINTS))
 def test_published_configurations_convert_to_the_zoo_models(name):
-    architecture, arguments = PUBLISHED[name]
+    transformers_model = CHECKPOINTS[name]
     config = config_from_transformers(
-        {**HF_DEFAULTS, "model_type": "perceiver", "architectures": [architecture], **arguments}
+        {
+            **HF_DEFAULTS,
+            "model_type": "perceiver",
+            "architectures": [transformers_model.architecture],
+            **transformers_model.arguments,
+        }
     )
     expected = zoo.config(name, dropout=0.1)  # transformers' default attention dropout
     assert dataclasses.replace(config, output=expected.output) == expected
@@ -169,14 +177,14 @@ def test_published_configurations_convert_to_the_zoo_models(name):
 @pytest.mark.parametrize(
     "architecture",
     [
-        PUBLISHED[name][0]
+        CHECKPOINTS[name].architecture
         for name in ("language-perceiver", "vision-perceiver-fourier", "optical-flow-perceiver", "multimodal-perceiver")
     ],
 )
 def test_published_size(tmp_path, architecture):
     """Each family at its published size (transformers' own random initialization)."""
     torch.manual_seed(0)
-    arguments = next(arguments for name, arguments in PUBLISHED.values() if name == architecture)
+    arguments = next(model.arguments for model in CHECKPOINTS.values() if model.architecture == architecture)
     config = transformers.PerceiverConfig(**arguments, attention_probs_dropout_prob=0.0)
     reference = getattr(transformers, architecture)(config).eval()
     reference.save_pretrained(tmp_path / "hf")

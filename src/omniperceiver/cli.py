@@ -192,18 +192,23 @@ def convert(args: argparse.Namespace) -> None:
 
 def export(args: argparse.Namespace) -> None:
     """Export a model as ONNX or .pt2 graphs, each checked against the eager model; one line per graph."""
+    from omniperceiver import zoo
     from omniperceiver.export import export as export_model
 
     model = from_pretrained(args.model_dir)
-    print(f"{args.model_dir}: {type(model).__name__}, {_count(model):,} parameters")
+    kind = zoo.kind_of(getattr(model, "config", None))  # a published structure: its defaults
+    dynamic = args.dynamic if args.dynamic is not None else kind.dynamic if kind else ()
+    subset = args.subset if args.subset is not None else bool(kind and kind.subset and args.chunk_size is None)
+    task = f" ({kind.task})" if kind else ""
+    print(f"{args.model_dir}: {type(model).__name__}{task}, {_count(model):,} parameters")
     written = export_model(
         model,
         args.output,
         format=args.format,
-        dynamic=args.dynamic,
+        dynamic=dynamic,
         dtype=args.dtype,
         refill_latents=args.refill_latents,
-        subset=args.subset,
+        subset=subset,
         chunk_size=args.chunk_size,
         progress=_status_line,
     )
@@ -515,9 +520,10 @@ def _parser() -> argparse.ArgumentParser:
     export_parser.add_argument(
         "--dynamic",
         type=axes,
-        default=(),
         metavar="AXES",
-        help="axes left free: batch, length or batch,length (default none: batch 1, the configured length)",
+        help="axes left free: batch, length, batch,length or none (default: as the published models of its "
+        "structure, batch,length for text and batch for the others; none for other models: batch 1, the "
+        "configured length)",
     )
     export_parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="default fp32")
     export_parser.add_argument(
@@ -528,8 +534,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     export_parser.add_argument(
         "--subset",
-        action="store_true",
-        help="Perceiver IO: the graph takes output_indices (O') and decodes those outputs only",
+        action=argparse.BooleanOptionalAction,
+        help="Perceiver IO: the graph takes output_indices (O') and decodes those outputs only (default: on for "
+        "the multimodal autoencoder, whose 802,816 video outputs are decoded in subsets, off for the others)",
     )
     export_parser.add_argument(
         "--chunk-size", type=at_least(1), metavar="Q", help="Perceiver IO: decode Q queries at a time (less memory)"

@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from omniperceiver.interop.transformers import convert_transformers, is_transformers_directory
-from omniperceiver.models.pretrained import CONFIG_FILE, load_directory
+from omniperceiver.models.pretrained import CONFIG_FILE, load_directory, model_folder
 
 
 def from_pretrained(source: str | os.PathLike) -> nn.Module:
@@ -22,9 +22,7 @@ def from_pretrained(source: str | os.PathLike) -> nn.Module:
     - a Hugging Face Hub id such as ``deepmind/vision-perceiver-conv`` (needs huggingface_hub and a network):
       only a string that can be nothing but a Hub id (see :func:`is_hub_id`) is looked up on the Hub.
     """
-    path = Path(source)
-    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).is_file():
-        path = path / "model"  # a training run folder
+    path = model_folder(source)
     if path.is_dir():
         return convert_transformers(path) if is_transformers_directory(path) else load_directory(path)
     if path.exists():

@@ -1,4 +1,5 @@
-"""``omniperceiver predict``: run a model on files or texts, picking the task from the model's parts.
+"""``omniperceiver predict``: run a model on files or texts, with the task of the published models of its structure
+(:func:`omniperceiver.zoo.kind_of`).
 
 Each input is handled on its own: an unreadable or wrong-kind input prints an error naming it and the
 others still run. Inputs are files; a text model also takes literal texts (:class:`Text`, ``--text``), so a
@@ -20,16 +21,12 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from omniperceiver.adapters.flow import FlowInputAdapter
-from omniperceiver.adapters.image import ImageInputAdapter
-from omniperceiver.adapters.text import ByteTokenizer, TextInputAdapter
+from omniperceiver import zoo
+from omniperceiver.adapters.text import ByteTokenizer
 from omniperceiver.errors import one_line
 from omniperceiver.files import atomic_write, output_folder
 from omniperceiver.inference import estimate_flow, fill_masks, normalize_frames, reconstruct, top_k
 from omniperceiver.media import flow_to_rgb, imagenet_preprocess, load_image, save_npy, save_png
-from omniperceiver.outputs.classification import ClassificationOutput
-from omniperceiver.outputs.multimodal import MultimodalOutput
-from omniperceiver.outputs.tokens import TiedTokenOutput
 
 # (model, input: a path or Text, or a pair of frames, options, where the input's output files go less their suffix)
 Runner = Callable[[nn.Module, Any, "PredictOptions", Path], str]
@@ -59,10 +56,10 @@ def _format_top(predictions: list[tuple[str, float]]) -> str:
 
 
 def classify_image(model: nn.Module, path: str, options: PredictOptions, output: Path) -> str:
-    shape = model.config.input.image_shape
+    shape, preprocessing = model.config.input.image_shape, zoo.kind_of(model.config).preprocessing
     if shape[0] != shape[1]:
         raise ValueError(f"the ImageNet preprocessing makes square images; this model takes {shape}")
-    pixels = imagenet_preprocess(load_image(path), size=shape[0])[None]
+    pixels = imagenet_preprocess(load_image(path), size=shape[0], **dataclasses.asdict(preprocessing))[None]
     return _format_top(top_k(model, pixels, options.top)[0])
 
 
@@ -124,20 +121,27 @@ def _read_text(item: str | Text) -> str:
         raise ValueError(f"not UTF-8 text ({error})") from error
 
 
+RUNNERS: dict[str, Runner] = {
+    "image classification": classify_image,
+    "text classification": classify_text,
+    "masked byte prediction": fill_text,
+    "optical flow": optical_flow,
+    "multimodal autoencoding": autoencode,
+}
+
+
 def task(model: nn.Module) -> tuple[str, Runner]:
-    """(description, runner) for the model's input and output adapters."""
-    inputs, outputs = model.input_adapter, model.output_adapter
-    if isinstance(outputs, ClassificationOutput) and isinstance(inputs, ImageInputAdapter):
-        return "image classification", classify_image
-    if isinstance(outputs, ClassificationOutput) and isinstance(inputs, TextInputAdapter):
-        return "text classification", classify_text
-    if isinstance(outputs, TiedTokenOutput):
-        return "masked byte prediction", fill_text
-    if isinstance(inputs, FlowInputAdapter):
-        return "optical flow", optical_flow
-    if isinstance(outputs, MultimodalOutput):
-        return "multimodal autoencoding", autoencode
-    raise ValueError(f"predict knows no task for {type(inputs).__name__} -> {type(outputs).__name__} models")
+    """(task, runner) of the published models whose structure ``model`` has."""
+    kind = zoo.kind_of(getattr(model, "config", None))
+    if kind is None:
+        adapters = [type(getattr(model, name, None)).__name__ for name in ("input_adapter", "output_adapter")]
+        structure = f" of {adapters[0]} -> {adapters[1]}" if hasattr(model, "output_adapter") else ""
+        raise ValueError(
+            f"predict knows no task for a {type(model).__name__}{structure}: it runs the published "
+            f"models' tasks ({', '.join(RUNNERS)}); a model that `omniperceiver train` made predicts from its run "
+            "folder"
+        )
+    return kind.task, RUNNERS[kind.task]
 
 
 def predict(

@@ -23,6 +23,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
+from omniperceiver import zoo
 from omniperceiver.export.graph import AXES, Graph
 from omniperceiver.export.perceiver_ar import generation_graphs
 from omniperceiver.export.perceiver_io import single_pass_graph
@@ -38,12 +39,14 @@ METADATA = "export.json"
 
 @dataclasses.dataclass(frozen=True)
 class Exported:
-    """One written graph: its file, size, export time, and the max |difference| from eager per checked size."""
+    """One written graph: its file, size, export time, its outputs' dtypes, and the max |difference| from eager
+    per checked size."""
 
     graph: str
     file: Path
     bytes: int
     seconds: float
+    output_dtypes: tuple[str, ...]
     differences: dict[str, float]
 
     @property
@@ -128,7 +131,8 @@ def export(
                 f"{path}: the exported {graph.name} differs from the eager model by {worst:.3g} (at most "
                 f"{TOLERANCE[dtype]} expected for {dtype}): {differences}"
             )
-        written.append(Exported(graph.name, path, path.stat().st_size, seconds, differences))
+        dtypes = tuple(str(output.meta["val"].dtype).removeprefix("torch.") for output in outputs_of(program))
+        written.append(Exported(graph.name, path, path.stat().st_size, seconds, dtypes, differences))
     describe(model, graphs, written, folder, format=format, dynamic=dynamic, dtype=dtype)
     return written
 
@@ -259,21 +263,26 @@ def describe(
     dynamic: Sequence[str],
     **settings: str,
 ) -> None:
-    """Write ``export.json``: the settings, each graph's file, inputs and outputs (dtype, shape with the
-    dynamic axes named), and for a Perceiver AR what a generation loop needs."""
+    """Write ``export.json``: the model's class and task (where it has a published model's structure), the
+    settings, each graph's file, inputs (dtype, shape with the dynamic axes named) and outputs (dtype), and for a
+    Perceiver AR what a generation loop needs."""
     entries = {}
     for graph, exported in zip(graphs, written, strict=True):
-        args = graph.example(sizes(graph, ()), torch.Generator().manual_seed(0))
-        args = cast(args, DTYPES[settings["dtype"]])
-        with torch.no_grad():
-            outputs = graph.module(*args)
+        args = cast(graph.example(sizes(graph, ()), torch.Generator().manual_seed(0)), DTYPES[settings["dtype"]])
         entries[graph.name] = {
             "file": exported.file.name,
             "inputs": {n: spec(a, graph.axes[n], dynamic) for n, a in zip(graph.inputs, args, strict=True)},
-            "outputs": {n: str(o.dtype).removeprefix("torch.") for n, o in zip(graph.outputs, outputs, strict=True)},
+            "outputs": dict(zip(graph.outputs, exported.output_dtypes, strict=True)),
             "max_difference": exported.max_difference,
         }
-    document = {"model": type(model).__name__, **settings, "dynamic": list(dynamic), "graphs": entries}
+    kind = zoo.kind_of(getattr(model, "config", None))
+    document = {
+        "model": type(model).__name__,
+        **({"task": kind.task} if kind else {}),
+        **settings,
+        "dynamic": list(dynamic),
+        "graphs": entries,
+    }
     if isinstance(model, PerceiverAR):
         prefill = graphs[0].module
         c = model.config
@@ -286,6 +295,12 @@ def describe(
         }
     text = json.dumps(document, indent=2, default=list) + "\n"
     atomic_write(folder / METADATA, lambda file: file.write(text.encode()))
+
+
+def outputs_of(program: torch.export.ExportedProgram) -> list[torch.fx.Node]:
+    """The nodes that ``program`` returns, in order."""
+    (output,) = program.graph.find_nodes(op="output")
+    return list(output.args[0])
 
 
 def spec(tensor: Tensor, axes: dict[int, str], dynamic: Sequence[str]) -> dict[str, object]:

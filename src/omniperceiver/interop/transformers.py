@@ -1,9 +1,10 @@
 """Conversion of transformers' Perceiver checkpoints (config.json + pytorch_model.bin or model.safetensors).
 
 Needs neither transformers nor a network: the seven published classes are recognized by their
-``architectures`` entry, their hyper-parameters are read from config.json (with transformers' defaults for
-the fields it leaves out), and every weight is renamed to its omniperceiver name. A weight that no rule
-claims, or a parameter left without a weight, is an error.
+``architectures`` entry (each :class:`omniperceiver.zoo.Published` names its class and translates its
+config), their hyper-parameters are read from config.json (with transformers' defaults for the fields it leaves
+out), and every weight is renamed to its omniperceiver name. A weight that no rule claims, or a parameter left
+without a weight, is an error.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from omniperceiver.models.perceiver_io import PerceiverIO, PerceiverIOConfig
 from omniperceiver.models.pretrained import load_state, read_safetensors, read_torch_file
-from omniperceiver.zoo import config as zoo_config
+from omniperceiver.zoo import PUBLISHED, Published
 
 # transformers' PerceiverConfig defaults: its config.json stores only the fields that differ from them.
 HF_DEFAULTS: dict[str, Any] = {
@@ -49,58 +50,8 @@ HF_DEFAULTS: dict[str, Any] = {
     "_label_trainable_num_channels": 1024,
 }
 
-ARCHITECTURES = {
-    "PerceiverForMaskedLM": "language-perceiver",
-    "PerceiverForSequenceClassification": "text-classifier",
-    "PerceiverForImageClassificationLearned": "vision-perceiver-learned",
-    "PerceiverForImageClassificationFourier": "vision-perceiver-fourier",
-    "PerceiverForImageClassificationConvProcessing": "vision-perceiver-conv",
-    "PerceiverForOpticalFlow": "optical-flow-perceiver",
-    "PerceiverForMultimodalAutoencoding": "multimodal-perceiver",
-}
-
-_VISION = dict(
-    num_latents=512,
-    d_latents=1024,
-    num_blocks=8,
-    num_self_attends_per_block=6,
-    num_self_attention_heads=8,
-    num_cross_attention_heads=1,
-    num_labels=1000,
-)
-# transformers' PerceiverConfig arguments of DeepMind's published checkpoints (as its conversion script sets
-# them; the rest are transformers' defaults): zoo name -> (transformers class, arguments).
-PUBLISHED: dict[str, tuple[str, dict[str, Any]]] = {
-    "language-perceiver": ("PerceiverForMaskedLM", dict(qk_channels=256, v_channels=1280)),
-    "vision-perceiver-learned": ("PerceiverForImageClassificationLearned", dict(_VISION, d_model=512, image_size=224)),
-    "vision-perceiver-fourier": ("PerceiverForImageClassificationFourier", dict(_VISION, d_model=261)),
-    "vision-perceiver-conv": ("PerceiverForImageClassificationConvProcessing", dict(_VISION, d_model=322)),
-    "optical-flow-perceiver": (
-        "PerceiverForOpticalFlow",
-        dict(
-            num_latents=2048,
-            d_latents=512,
-            d_model=322,
-            num_blocks=1,
-            num_self_attends_per_block=24,
-            num_self_attention_heads=16,
-            num_cross_attention_heads=1,
-        ),
-    ),
-    "multimodal-perceiver": (
-        "PerceiverForMultimodalAutoencoding",
-        dict(
-            num_latents=784,
-            d_latents=512,
-            d_model=704,
-            num_blocks=1,
-            num_self_attends_per_block=8,
-            num_self_attention_heads=8,
-            num_cross_attention_heads=1,
-            num_labels=700,
-        ),
-    ),
-}
+# config.json's "architectures" entry -> the published model it converts to
+ARCHITECTURES: dict[str, Published] = {entry.transformers.architecture: entry for entry in PUBLISHED.values()}
 
 # Weight names: transformers prefix -> (omniperceiver prefix, layer kind); then the layer's own names.
 _PREFIXES = [
@@ -234,7 +185,7 @@ def config_from_transformers(hf: dict[str, Any]) -> PerceiverIOConfig:
         raise ValueError(f"config.json names architectures {architectures}; convertible: {sorted(ARCHITECTURES)}")
     if hf["hidden_act"] != "gelu":
         raise ValueError(f"hidden_act={hf['hidden_act']!r} is not supported: the published models use 'gelu'")
-    name = ARCHITECTURES[known[0]]
+    entry = ARCHITECTURES[known[0]]
     qk, v = hf["qk_channels"], hf["v_channels"]
     cross_qk = qk
     if qk is None and hf["cross_attention_shape_for_attention"] == "q":
@@ -255,45 +206,7 @@ def config_from_transformers(hf: dict[str, Any]) -> PerceiverIOConfig:
         use_query_residual=hf["use_query_residual"],
         dropout=float(hf["attention_probs_dropout_prob"]),
     )
-    labels, num_classes = _labels(hf)
-    size = hf["image_size"]
-    image_shape = tuple(size) if isinstance(size, list | tuple) else (size, size)
-    if name == "language-perceiver":
-        return zoo_config(name, channels=hf["d_model"], max_length=hf["max_position_embeddings"], **encoder)
-    if name == "text-classifier":
-        return zoo_config(
-            name,
-            num_classes=num_classes,
-            labels=labels,
-            channels=hf["d_model"],
-            max_length=hf["max_position_embeddings"],
-            **encoder,
-        )
-    if name == "vision-perceiver-learned":  # image_size sizes its learned positions
-        return zoo_config(name, num_classes=num_classes, labels=labels, image_shape=image_shape, **encoder)
-    if name.startswith("vision-"):  # image_size is unused: these read any size and were trained at 224
-        return zoo_config(name, num_classes=num_classes, labels=labels, **encoder)
-    if name == "optical-flow-perceiver":
-        return zoo_config(name, train_size=tuple(hf["train_size"]), **encoder)
-    # the video's size comes from output_shape; transformers' image_size only sets its Fourier resolution
-    frames, side = hf["num_frames"], hf["output_shape"][2]
-    if tuple(hf["output_shape"][1:]) != (frames, side, side):
-        raise ValueError(
-            f"output_shape {hf['output_shape']} must be (1, num_frames, S, S) = (1, {frames}, S, S) for the "
-            "multimodal model"
-        )
-    return zoo_config(
-        name,
-        num_frames=frames,
-        image_size=side,
-        video_resolution=(frames, *image_shape),
-        audio_samples_per_frame=hf["audio_samples_per_frame"],
-        samples_per_patch=hf["samples_per_patch"],
-        num_classes=num_classes,
-        output_channels=hf["output_num_channels"],
-        label_query_channels=hf["_label_trainable_num_channels"],
-        **encoder,
-    )
+    return entry.config(**entry.transformers.translate(hf, *_labels(hf)), **encoder)
 
 
 def convert_transformers(directory: str | os.PathLike) -> PerceiverIO:

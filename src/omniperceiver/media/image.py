@@ -79,13 +79,18 @@ def center_crop_box(height: int, width: int, crop_fraction: float) -> tuple[int,
 
 
 def imagenet_preprocess(
-    image: np.ndarray | Image.Image, *, size: int = 224, crop_fraction: float = 224 / 256
+    image: np.ndarray | Image.Image,
+    *,
+    size: int = 224,
+    crop_fraction: float = 224 / 256,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
 ) -> Tensor:
     """The reference's image processor: an RGB image (H, W, 3) becomes model input (3, size, size) float32.
 
     Steps, as in transformers' ``PerceiverImageProcessor`` with its defaults: a square center crop of
     ``crop_fraction`` of the short side, a PIL bicubic resize of the uint8 crop to ``size`` x ``size``, scaling
-    by 1/255 and ImageNet mean/std normalization. The reference ties the crop to ``size / 256`` (a larger
+    by 1/255 and (x - ``mean``) / ``std`` per channel. The reference ties the crop to ``size / 256`` (a larger
     ``size`` would pad the image with zeros); here the two are independent and ``crop_fraction`` is in (0, 1].
     """
     if not (isinstance(size, int) and size > 0):
@@ -98,7 +103,5 @@ def imagenet_preprocess(
     resized = np.asarray(Image.fromarray(crop).resize((size, size), resample=_BICUBIC))
     # the reference's arithmetic: scale in float64, round to float32, normalize in float32
     scaled = (resized.astype(np.float64) * (1 / 255)).astype(np.float32)
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)
-    normalized = (scaled - mean) / std
+    normalized = (scaled - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(normalized.transpose(2, 0, 1)))

@@ -81,6 +81,14 @@ def load_state(model: nn.Module, stored: dict[str, Tensor], source: str) -> None
     model.load_state_dict(stored, strict=False)  # strictness checked above; tied aliases load through one name
 
 
+def model_folder(path: str | os.PathLike) -> Path:
+    """``path``, or its ``model/`` folder where ``path`` is a run folder of ``omniperceiver train``."""
+    path = Path(path)
+    if path.is_dir() and not (path / CONFIG_FILE).exists() and (path / "model" / CONFIG_FILE).is_file():
+        return path / "model"
+    return path
+
+
 def load_directory(directory: str | os.PathLike) -> nn.Module:
     """Rebuild the model saved in ``directory`` by :meth:`PretrainedModel.save_pretrained`."""
     directory = Path(directory)
@@ -92,6 +100,8 @@ def load_directory(directory: str | os.PathLike) -> nn.Module:
         text = config_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"{config_file} is not UTF-8 text: {error}") from None
+    if '"model_type": "perceiver"' in text and '"type"' not in text:  # (what transformers writes: never ours)
+        raise ValueError(f"{config_file} is transformers': omniperceiver.from_pretrained converts it")
     config = Config.from_json(text, where=str(config_file))
     build = getattr(config, "build", None)
     if build is None:
@@ -115,12 +125,16 @@ class PretrainedModel(nn.Module):
         atomic_write(directory / CONFIG_FILE, lambda file: file.write((self.config.to_json() + "\n").encode()))
 
     @classmethod
-    def from_pretrained(cls: type[M], source: str | os.PathLike) -> M:
-        """Load from a model directory, a transformers Perceiver directory or a Hub id (see
-        :func:`omniperceiver.from_pretrained`)."""
-        from omniperceiver.loading import from_pretrained
-
-        model = from_pretrained(source)
+    def from_pretrained(cls: type[M], directory: str | os.PathLike) -> M:
+        """Load in eval mode from a directory that ``save_pretrained`` wrote, or a run folder of
+        ``omniperceiver train``; :func:`omniperceiver.from_pretrained` also converts transformers directories
+        and Hub ids."""
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(
+                f"{directory} is not a model directory (transformers directories and Hub ids load with "
+                "omniperceiver.from_pretrained)"
+            )
+        model = load_directory(model_folder(directory))
         if not isinstance(model, cls):
-            raise ValueError(f"{source} holds a {type(model).__name__}, not a {cls.__name__}")
+            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
         return model

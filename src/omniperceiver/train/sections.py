@@ -96,7 +96,8 @@ class ZooModel:
         name, reduced = data.pop("zoo"), data.pop("reduced", False)
         from omniperceiver import zoo
 
-        require(isinstance(name, str) and name in zoo.MODELS, f"{where}.zoo", name, f"one of {sorted(zoo.MODELS)}")
+        known = sorted(zoo.PUBLISHED)
+        require(isinstance(name, str) and name in known, f"{where}.zoo", name, f"one of {known}")
         require(isinstance(reduced, bool), f"{where}.reduced", reduced, "true or false")
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         model = cls(name, reduced, overrides)

@@ -1,67 +1,44 @@
-"""Named configurations of DeepMind's published Perceiver IO models, at full or reduced size.
+"""DeepMind's published Perceiver IO models: one :class:`Published` entry each in :data:`PUBLISHED`.
 
 ``create(name)`` builds a randomly initialized model; ``config(name, reduced=True)`` keeps every structural
 feature at a size that runs in a fraction of a second (tests, experiments). Weights come from converting the
-published checkpoints (``omniperceiver convert hf``).
+published checkpoints (``omniperceiver convert hf``); ``kind_of(config)`` says how a model of a published
+structure is fed, predicted and exported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from omniperceiver.models.perceiver_io import PerceiverIO, PerceiverIOConfig
-from omniperceiver.zoo.flow import optical_flow_perceiver
-from omniperceiver.zoo.language import language_perceiver, text_classifier
-from omniperceiver.zoo.multimodal import multimodal_perceiver
-from omniperceiver.zoo.vision import vision_perceiver_conv, vision_perceiver_fourier, vision_perceiver_learned
-
-MODELS: dict[str, Callable[..., PerceiverIOConfig]] = {
-    "language-perceiver": language_perceiver,
-    "text-classifier": text_classifier,
-    "vision-perceiver-learned": vision_perceiver_learned,
-    "vision-perceiver-fourier": vision_perceiver_fourier,
-    "vision-perceiver-conv": vision_perceiver_conv,
-    "optical-flow-perceiver": optical_flow_perceiver,
-    "multimodal-perceiver": multimodal_perceiver,
-}
-
-_SMALL_ENCODER = dict(num_latents=16, latent_channels=64, num_self_attends_per_block=2, num_self_attention_heads=4)
-_SMALL_TEXT = dict(
-    _SMALL_ENCODER,
-    channels=32,
-    max_length=48,
-    num_cross_attention_heads=4,
-    cross_attention_qk_channels=32,
-    cross_attention_v_channels=64,
-    self_attention_qk_channels=32,
-    self_attention_v_channels=64,
+from omniperceiver.zoo.flow import OPTICAL_FLOW, optical_flow_perceiver
+from omniperceiver.zoo.language import LANGUAGE, TEXT_CLASSIFIER, language_perceiver, text_classifier
+from omniperceiver.zoo.multimodal import MULTIMODAL, multimodal_perceiver
+from omniperceiver.zoo.published import ImagePreprocessing, Kind, Published, Transformers
+from omniperceiver.zoo.vision import (
+    VISION_CONV,
+    VISION_FOURIER,
+    VISION_LEARNED,
+    vision_perceiver_conv,
+    vision_perceiver_fourier,
+    vision_perceiver_learned,
 )
-REDUCED: dict[str, dict[str, object]] = {
-    "language-perceiver": _SMALL_TEXT,
-    "text-classifier": dict(_SMALL_TEXT, num_classes=3),
-    "vision-perceiver-learned": dict(_SMALL_ENCODER, num_classes=10, image_shape=(16, 16), num_blocks=2),
-    "vision-perceiver-fourier": dict(_SMALL_ENCODER, num_classes=10, image_shape=(16, 16), num_blocks=2),
-    "vision-perceiver-conv": dict(_SMALL_ENCODER, num_classes=10, image_shape=(32, 32), num_blocks=2),
-    "optical-flow-perceiver": dict(_SMALL_ENCODER, train_size=(12, 16)),
-    "multimodal-perceiver": dict(
-        _SMALL_ENCODER,
-        num_frames=2,
-        image_size=16,
-        audio_samples_per_frame=32,
-        samples_per_patch=8,
-        num_classes=10,
-        output_channels=32,
-        label_query_channels=48,
-    ),
+
+PUBLISHED: dict[str, Published] = {
+    entry.name: entry
+    for entry in (LANGUAGE, TEXT_CLASSIFIER, VISION_LEARNED, VISION_FOURIER, VISION_CONV, OPTICAL_FLOW, MULTIMODAL)
 }
+
+
+def published(name: str) -> Published:
+    """The entry of a published model, or a ValueError listing the known names."""
+    if name not in PUBLISHED:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(PUBLISHED)}")
+    return PUBLISHED[name]
 
 
 def config(name: str, *, reduced: bool = False, **overrides: object) -> PerceiverIOConfig:
     """The configuration of a published model (``reduced``: a small one of the same structure); keyword
     ``overrides`` replace the constructor's arguments (modality sizes or EncoderConfig fields)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return MODELS[name](**{**(REDUCED[name] if reduced else {}), **overrides})
+    return published(name).config(reduced=reduced, **overrides)
 
 
 def create(name: str, *, reduced: bool = False, **overrides: object) -> PerceiverIO:
@@ -69,14 +46,26 @@ def create(name: str, *, reduced: bool = False, **overrides: object) -> Perceive
     return config(name, reduced=reduced, **overrides).build()
 
 
+def kind_of(config: object) -> Kind | None:
+    """The kind of the published models whose structure ``config`` has (input and output adapters), if any."""
+    if not isinstance(config, PerceiverIOConfig):
+        return None
+    return next((entry.kind for entry in PUBLISHED.values() if entry.kind.fits(config)), None)
+
+
 __all__ = [
-    "MODELS",
-    "REDUCED",
+    "PUBLISHED",
+    "ImagePreprocessing",
+    "Kind",
+    "Published",
+    "Transformers",
     "config",
     "create",
+    "kind_of",
     "language_perceiver",
     "multimodal_perceiver",
     "optical_flow_perceiver",
+    "published",
     "text_classifier",
     "vision_perceiver_conv",
     "vision_perceiver_fourier",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from omniperceiver.adapters.flow import FlowInputConfig
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.encoder import EncoderConfig
@@ -9,6 +12,7 @@ from omniperceiver.core.position import FourierPositionConfig
 from omniperceiver.core.queries import InputQueryConfig
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
 from omniperceiver.outputs.flow import FlowOutputConfig
+from omniperceiver.zoo.published import SMALL_ENCODER, Kind, Published, Transformers
 
 FLOW_ENCODER = dict(
     num_latents=2048,
@@ -36,3 +40,33 @@ def optical_flow_perceiver(*, train_size: tuple[int, int] = (368, 496), **encode
     return PerceiverIOConfig(
         input=flow, encoder=encoder_config, decoder=decoder, output=FlowOutputConfig(image_shape=train_size)
     )
+
+
+def _frames(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    return dict(train_size=tuple(hf["train_size"]))
+
+
+OPTICAL_FLOW = Published(
+    "optical-flow-perceiver",
+    optical_flow_perceiver,
+    dict(SMALL_ENCODER, train_size=(12, 16)),
+    Transformers(
+        "PerceiverForOpticalFlow",
+        dict(
+            num_latents=2048,
+            d_latents=512,
+            d_model=322,
+            num_blocks=1,
+            num_self_attends_per_block=24,
+            num_self_attention_heads=16,
+            num_cross_attention_heads=1,
+        ),
+        _frames,
+    ),
+    Kind(
+        "optical flow",
+        FlowInputConfig,
+        FlowOutputConfig,
+        "two RGB frames of one size scaled to [-1, 1], cut into overlapping tiles of the training size",
+    ),
+)

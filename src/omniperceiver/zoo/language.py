@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from omniperceiver.adapters.text import TextInputConfig
 from omniperceiver.core.decoder import DecoderConfig
 from omniperceiver.core.encoder import EncoderConfig
 from omniperceiver.core.queries import InputQueryConfig, LearnedQueryConfig
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
+from omniperceiver.outputs.classification import ClassificationOutputConfig
 from omniperceiver.outputs.tokens import TiedTokenOutputConfig
+from omniperceiver.zoo.published import SMALL_ENCODER, Kind, Published, Transformers
 
 QUERIES = ("positions", "inputs")
 LANGUAGE_ENCODER = dict(
@@ -69,14 +74,14 @@ def language_perceiver(
 
 def text_classifier(
     *,
-    num_classes: int,
+    num_classes: int = 2,
     labels: tuple[str, ...] | None = None,
     channels: int = 768,
     max_length: int = 2048,
     **encoder: object,
 ) -> PerceiverIOConfig:
     """The language Perceiver's encoder with a one-query classification head (the reference's
-    PerceiverForSequenceClassification)."""
+    PerceiverForSequenceClassification, ``num_classes`` as its default ``num_labels``; no checkpoint published)."""
     return PerceiverIOConfig.classifier(
         TextInputConfig(channels=channels, max_length=max_length),
         num_classes,
@@ -84,3 +89,38 @@ def text_classifier(
         labels=labels,
         **{**LANGUAGE_ENCODER, **encoder},
     )
+
+
+def _text(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    return dict(channels=hf["d_model"], max_length=hf["max_position_embeddings"])
+
+
+def _classes(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    return dict(_text(hf, labels, num_classes), num_classes=num_classes, labels=labels)
+
+
+_BYTES = "UTF-8 bytes as ids 6-261 (0-5: [PAD] [BOS] [EOS] [MASK] [CLS] [SEP]), padded on the right under a mask"
+_SMALL = dict(
+    SMALL_ENCODER,
+    channels=32,
+    max_length=48,
+    num_cross_attention_heads=4,
+    cross_attention_qk_channels=32,
+    cross_attention_v_channels=64,
+    self_attention_qk_channels=32,
+    self_attention_v_channels=64,
+)
+LANGUAGE = Published(
+    "language-perceiver",
+    language_perceiver,
+    _SMALL,
+    Transformers("PerceiverForMaskedLM", dict(qk_channels=256, v_channels=1280), _text),
+    Kind("masked byte prediction", TextInputConfig, TiedTokenOutputConfig, _BYTES, dynamic=("batch", "length")),
+)
+TEXT_CLASSIFIER = Published(
+    "text-classifier",
+    text_classifier,
+    dict(_SMALL, num_classes=3),
+    Transformers("PerceiverForSequenceClassification", None, _classes),
+    Kind("text classification", TextInputConfig, ClassificationOutputConfig, _BYTES, dynamic=("batch", "length")),
+)

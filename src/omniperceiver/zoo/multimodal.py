@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from omniperceiver.adapters.audio import AudioInputConfig
 from omniperceiver.adapters.label import LabelInputConfig
 from omniperceiver.adapters.multimodal import ModalityInputConfig, MultimodalInputConfig
@@ -17,6 +20,7 @@ from omniperceiver.outputs.multimodal import (
     MultimodalOutputConfig,
     MultimodalQueryConfig,
 )
+from omniperceiver.zoo.published import SMALL_ENCODER, Kind, Published, Transformers, image_size
 
 MULTIMODAL_ENCODER = dict(
     num_latents=784,
@@ -89,3 +93,61 @@ def multimodal_perceiver(
 
 def _no_endpoint(position: FourierPositionConfig) -> FourierPositionConfig:
     return FourierPositionConfig(num_bands=position.num_bands, max_resolution=position.max_resolution, endpoint=False)
+
+
+def _clip(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    """The video's size comes from output_shape; transformers' image_size only sets its Fourier resolution."""
+    frames, side = hf["num_frames"], hf["output_shape"][2]
+    if tuple(hf["output_shape"][1:]) != (frames, side, side):
+        raise ValueError(
+            f"output_shape {hf['output_shape']} must be (1, num_frames, S, S) = (1, {frames}, S, S) for the "
+            "multimodal model"
+        )
+    return dict(
+        num_frames=frames,
+        image_size=side,
+        video_resolution=(frames, *image_size(hf["image_size"])),
+        audio_samples_per_frame=hf["audio_samples_per_frame"],
+        samples_per_patch=hf["samples_per_patch"],
+        num_classes=num_classes,
+        output_channels=hf["output_num_channels"],
+        label_query_channels=hf["_label_trainable_num_channels"],
+    )
+
+
+MULTIMODAL = Published(
+    "multimodal-perceiver",
+    multimodal_perceiver,
+    dict(
+        SMALL_ENCODER,
+        num_frames=2,
+        image_size=16,
+        audio_samples_per_frame=32,
+        samples_per_patch=8,
+        num_classes=10,
+        output_channels=32,
+        label_query_channels=48,
+    ),
+    Transformers(
+        "PerceiverForMultimodalAutoencoding",
+        dict(
+            num_latents=784,
+            d_latents=512,
+            d_model=704,
+            num_blocks=1,
+            num_self_attends_per_block=8,
+            num_self_attention_heads=8,
+            num_cross_attention_heads=1,
+            num_labels=700,
+        ),
+        _clip,
+    ),
+    Kind(
+        "multimodal autoencoding",
+        MultimodalInputConfig,
+        MultimodalOutputConfig,
+        "video (T, H, W, 3) uint8 scaled to [0, 1], audio of T x samples per frame in [-1, 1], the label all zeros "
+        "(masked: the model infers it)",
+        subset=True,
+    ),
+)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from omniperceiver.adapters.image import Conv1x1StemConfig, ConvStemConfig, ImageInputConfig
 from omniperceiver.core.position import FourierPositionConfig, LearnedPositionConfig, ProjectedPositionConfig
+from omniperceiver.media.image import IMAGENET_MEAN, IMAGENET_STD
 from omniperceiver.models.perceiver_io import PerceiverIOConfig
+from omniperceiver.outputs.classification import ClassificationOutputConfig
+from omniperceiver.zoo.published import SMALL_ENCODER, ImagePreprocessing, Kind, Published, Transformers, image_size
 
 VISION_ENCODER = dict(
     num_latents=512,
@@ -62,3 +68,53 @@ def vision_perceiver_conv(
     position = FourierPositionConfig(num_bands=64, max_resolution=(56, 56))
     image = ImageInputConfig(image_shape, stem=ConvStemConfig(channels=64), position=position)
     return _classifier(image, num_classes, labels, encoder)
+
+
+def _classes(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    """transformers' image_size is unused: these models read any size and were trained at 224."""
+    return dict(num_classes=num_classes, labels=labels)
+
+
+def _learned(hf: Mapping[str, Any], labels: tuple[str, ...] | None, num_classes: int) -> dict[str, Any]:
+    """transformers' image_size sizes the learned positions."""
+    return dict(_classes(hf, labels, num_classes), image_shape=image_size(hf["image_size"]))
+
+
+IMAGE_CLASSIFICATION = Kind(
+    "image classification",
+    ImageInputConfig,
+    ClassificationOutputConfig,
+    ImagePreprocessing(crop_fraction=224 / 256, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+)
+# transformers' PerceiverConfig arguments of DeepMind's ImageNet checkpoints
+_ARGUMENTS = dict(
+    num_latents=512,
+    d_latents=1024,
+    num_blocks=8,
+    num_self_attends_per_block=6,
+    num_self_attention_heads=8,
+    num_cross_attention_heads=1,
+    num_labels=1000,
+)
+_SMALL = dict(SMALL_ENCODER, num_classes=10, image_shape=(16, 16), num_blocks=2)
+VISION_LEARNED = Published(
+    "vision-perceiver-learned",
+    vision_perceiver_learned,
+    _SMALL,
+    Transformers("PerceiverForImageClassificationLearned", dict(_ARGUMENTS, d_model=512, image_size=224), _learned),
+    IMAGE_CLASSIFICATION,
+)
+VISION_FOURIER = Published(
+    "vision-perceiver-fourier",
+    vision_perceiver_fourier,
+    _SMALL,
+    Transformers("PerceiverForImageClassificationFourier", dict(_ARGUMENTS, d_model=261), _classes),
+    IMAGE_CLASSIFICATION,
+)
+VISION_CONV = Published(
+    "vision-perceiver-conv",
+    vision_perceiver_conv,
+    dict(_SMALL, image_shape=(32, 32)),
+    Transformers("PerceiverForImageClassificationConvProcessing", dict(_ARGUMENTS, d_model=322), _classes),
+    IMAGE_CLASSIFICATION,
+)
