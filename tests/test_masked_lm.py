@@ -122,17 +122,22 @@ def test_the_loss_reads_the_masked_positions_only(queries):
         assert float(module.loss(*module.predict((inputs, mask, changed, scored)))) != pytest.approx(float(loss))
 
 
+def train_and_evaluate(recipe: str, overrides: list[str], run, capsys) -> float:
+    """Train ``recipe`` into ``run``; its test bits per masked byte, which ``evaluate`` reproduces."""
+    assert main(["train", recipe, *overrides, "--output-dir", str(run), "--quiet"]) == 0
+    bits = float(capsys.readouterr().out.split("test_masked_bits_per_byte ")[1][:6])
+    assert main(["evaluate", str(run), "--quiet"]) == 0
+    assert f"test_masked_bits_per_byte {bits:.4f}" in capsys.readouterr().out
+    return bits
+
+
 def test_a_masked_language_model_learns_fills_masks_and_fine_tunes_into_a_classifier(tmp_path, capsys):
     run = tmp_path / "mlm"
-    overrides = ["training.batches_per_epoch=150", "training.epochs=1"]
-    assert main(["train", "fortunes-mlm", *overrides, "--output-dir", str(run), "--quiet"]) == 0
-    bits = float(capsys.readouterr().out.split("test_masked_bits_per_byte ")[1][:6])
+    bits = train_and_evaluate("fortunes-mlm", ["training.batches_per_epoch=150", "training.epochs=1"], run, capsys)
     samples = (run / "samples.txt").read_text()
     unigram = float(samples.split("\n")[2].split()[0])
     assert unigram == pytest.approx(4.87, abs=0.02) and bits < unigram - 0.2
     assert samples.count("  masked: ") == 4 and samples.count("  filled: ") == 4
-    assert main(["evaluate", str(run), "--quiet"]) == 0
-    assert f"test_masked_bits_per_byte {bits:.4f}" in capsys.readouterr().out
     (tmp_path / "masked.txt").write_text("Das ist [MASK*3] Haus.")
     assert main(["predict", str(run), str(tmp_path / "masked.txt")]) == 0
     filled = capsys.readouterr().out
@@ -162,11 +167,8 @@ def test_a_masked_language_model_of_subwords_keeps_its_tokenizer(tmp_path, capsy
         "training: {epochs: 2, batch_size: 16, learning_rate: 0.003}\n"
     )
     run = tmp_path / "run"
-    assert main(["train", str(recipe), "--output-dir", str(run), "--quiet"]) == 0
-    bits = float(capsys.readouterr().out.split("test_masked_bits_per_byte ")[1][:6])
+    train_and_evaluate(str(recipe), [], run, capsys)
     assert (run / "model" / "tokenizer.json").is_file()
-    assert main(["evaluate", str(run), "--quiet"]) == 0
-    assert f"test_masked_bits_per_byte {bits:.4f}" in capsys.readouterr().out
     (tmp_path / "masked.txt").write_text("der [MASK*2] und")
     assert main(["predict", str(run), str(tmp_path / "masked.txt")]) == 0
     filled = capsys.readouterr().out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Sequence
 from typing import Protocol
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.attention import check_mask
-from omniperceiver.core.config import require, require_positive
+from omniperceiver.core.config import require_positive, require_positive_finite
 
 
 class ByteTokenizer:
@@ -162,12 +161,7 @@ class TextInputConfig(InputAdapterConfig):
             max_length=self.max_length,
             ngram=self.ngram,
         )
-        require(
-            0 < self.embedding_init_std < math.inf,
-            "embedding_init_std",
-            self.embedding_init_std,
-            "a positive finite number",
-        )
+        require_positive_finite(embedding_init_std=self.embedding_init_std)
 
     @property
     def num_channels(self) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import reprlib
 import types
 import typing
@@ -31,6 +32,12 @@ def require_positive(**fields: Any) -> None:
     """Raise ValueError unless every given field is an int > 0."""
     for field, value in fields.items():
         require(isinstance(value, int) and value > 0, field, value, "a positive integer")
+
+
+def require_positive_finite(**fields: Any) -> None:
+    """Raise ValueError unless every given field is a number in (0, inf)."""
+    for field, value in fields.items():
+        require(0 < value < math.inf, field, value, "a positive finite number")
 
 
 def require_optional_positive(**fields: Any) -> None:

@@ -18,6 +18,7 @@ from omniperceiver.core.config import (
     require,
     require_optional_positive,
     require_positive,
+    require_positive_finite,
 )
 
 
@@ -57,9 +58,7 @@ class EncoderConfig(Config):
     latent_init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        require(
-            0 < self.latent_init_std < math.inf, "latent_init_std", self.latent_init_std, "a positive finite number"
-        )
+        require_positive_finite(latent_init_std=self.latent_init_std)
         require_positive(
             input_channels=self.input_channels,
             num_latents=self.num_latents,

@@ -23,8 +23,8 @@ STATE = ("cross_keys", "cross_values", "key_mask", "layer_keys", "layer_values",
 
 
 class SlotCache:
-    """Keys and values (B, H, S, d) in fixed slots: ``extend`` writes one position into the slot ``slot``
-    (a (S,) one-hot) marks and returns all S."""
+    """Keys and values (B, H, S, d) in S fixed slots: ``extend`` writes the new position's key and value into
+    the slot that the one-hot ``slot`` (S,) marks, and returns all S slots."""
 
     def __init__(self, keys: Tensor, values: Tensor, slot: Tensor) -> None:
         self.keys, self.values, self.slot = keys, values, slot[:, None]

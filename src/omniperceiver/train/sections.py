@@ -4,10 +4,15 @@ zoo name, or weights to start from) and the training settings."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
-from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
+from omniperceiver.core.config import (
+    Config,
+    require,
+    require_optional_positive,
+    require_positive,
+    require_positive_finite,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,9 +35,7 @@ class Trunk(Config):
 
     def __post_init__(self) -> None:
         require_optional_positive(cross_attend_every=self.cross_attend_every)
-        require(
-            0 < self.latent_init_std < math.inf, "latent_init_std", self.latent_init_std, "a positive finite number"
-        )
+        require_positive_finite(latent_init_std=self.latent_init_std)
         require_positive(
             num_latents=self.num_latents,
             latent_channels=self.latent_channels,

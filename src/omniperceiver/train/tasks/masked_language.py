@@ -5,7 +5,6 @@ fine-tune into a text classifier (``init_from`` the run in a classification reci
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torchmetrics
 from torch import Tensor, nn
 
 from omniperceiver.adapters.text import TextInputConfig
-from omniperceiver.core.config import require, require_positive
+from omniperceiver.core.config import require, require_positive, require_positive_finite
 from omniperceiver.data.masking import MaskedWindows
 from omniperceiver.data.splits import Splits
 from omniperceiver.errors import one_line
@@ -48,12 +47,7 @@ class MaskedTokenization(Tokenization):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive(channels=self.channels, ngram=self.ngram)
-        require(
-            0 < self.embedding_init_std < math.inf,
-            "embedding_init_std",
-            self.embedding_init_std,
-            "a positive finite number",
-        )
+        require_positive_finite(embedding_init_std=self.embedding_init_std)
 
 
 @dataclasses.dataclass(frozen=True)
