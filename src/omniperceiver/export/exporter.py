@@ -91,9 +91,10 @@ def export(
     the others are fixed at batch 1 and the configured length). Each graph is checked against the eager model on
     random inputs at two sizes of each free axis (a padding mask with some padding where the graph takes one);
     ValueError when a difference exceeds :data:`TOLERANCE` or the model cannot be exported (naming the module
-    and why). ``subset`` adds the input ``output_indices`` (O',) (its length free): the graph decodes those
-    outputs only; ``chunk_size`` decodes that many queries at a time; ``refill_latents`` is a Perceiver AR
-    prefill's latents (see :func:`generation_graphs`). ``progress`` hears what is being done."""
+    and why). ``subset`` adds the input ``output_indices`` (O',) (its length free), for multimodal queries one
+    input ``MODALITY_indices`` per modality: the graph decodes those outputs only; ``chunk_size`` decodes that
+    many queries at a time; ``refill_latents`` is a Perceiver AR prefill's latents (see
+    :func:`generation_graphs`). ``progress`` hears what is being done."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     if dtype not in DTYPES:
@@ -110,7 +111,9 @@ def export(
         model = copy.deepcopy(model).to(DTYPES[dtype])  # the caller's model stays as it is
     model.eval()
     graphs = graphs_of(model, refill_latents=refill_latents, subset=subset, chunk_size=chunk_size)
-    dynamic = (*dynamic, "outputs") if subset else tuple(dynamic)
+    # a subset's numbers of outputs: always free (but a modality of one output)
+    subset_axes = [axis.name for graph in graphs for axis in graph.dims if axis.name not in AXES and axis.high > 1]
+    dynamic = (*dynamic, *subset_axes)
     if "length" in dynamic and not any(graph.axis("length") for graph in graphs):
         raise ValueError(f"{type(model).__name__} reads inputs of a fixed size: no length axis to leave dynamic")
     folder = output_folder(folder)

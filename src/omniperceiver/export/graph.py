@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 AXES = ("batch", "length")  # the axes an export may be asked to leave free (a subset's "outputs" always is)
+CHECKED_OUTPUTS = 8192  # the most outputs a subset graph is checked at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,13 @@ class Axis:
 
 def batch_axis() -> Axis:
     return Axis("batch", fixed=1, traced=2, checked=(1, 3), high=4096)
+
+
+def outputs_axis(count: int, name: str = "outputs") -> Axis:
+    """The number O' of outputs a subset decodes, of ``count``: checked at 1 and at all of them, or at
+    :data:`CHECKED_OUTPUTS` where there are more (the multimodal autoencoder's 802,816 pixels)."""
+    most = min(count, CHECKED_OUTPUTS)
+    return Axis(name, count, max(1, most // 2), (most, 1), high=count)
 
 
 def length_axis(configured: int, longest: int | None) -> Axis:

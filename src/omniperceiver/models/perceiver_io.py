@@ -119,9 +119,10 @@ class PerceiverIO(PretrainedModel):
                 f"{tuple(inputs.shape)} from {type(self.input_adapter).__name__}"
             )
         latents = self.encoder(inputs, mask)
+        flat = output_indices
         if isinstance(output_indices, dict):
-            output_indices = self.decoder.queries.flat_indices(output_indices, device=inputs.device)
-        outputs = self.decoder(latents, inputs, indices=output_indices, chunk_size=chunk_size)
+            flat = self.decoder.queries.flat_indices(output_indices, device=inputs.device)
+        outputs = self.decoder(latents, inputs, indices=flat, chunk_size=chunk_size)
         return outputs if self.output_adapter is None else self.output_adapter(outputs, output_indices)
 
     def check_dtypes(self, x: Tensor | dict[str, Tensor]) -> None:

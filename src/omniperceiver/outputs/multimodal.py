@@ -138,14 +138,25 @@ class MultimodalOutput(OutputAdapter):
         self.config = config
         self.heads = nn.ModuleDict({m.name: nn.Linear(config.in_channels, m.channels) for m in config.modalities})
 
-    def forward(self, outputs: Tensor, indices: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, outputs: Tensor, indices: Tensor | dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """``indices``: flat (O,), or per modality as :meth:`MultimodalQueries.flat_indices` lays them out
+        (each modality's rows in one run: no search by value, so it traces with free lengths)."""
         sizes = {m.name: m.num_outputs for m in self.config.modalities}
-        rows = sum(sizes.values()) if indices is None else indices.shape[0]
+        if isinstance(indices, dict):
+            parts, offset = {}, 0
+            for name in sizes:
+                if name in indices:
+                    parts[name] = slice(offset, offset + indices[name].shape[0])
+                    offset += indices[name].shape[0]
+            rows = offset
+        else:
+            parts = {name: selected for name, (selected, _) in split_by_modality(sizes, indices).items()}
+            rows = sum(sizes.values()) if indices is None else indices.shape[0]
         if outputs.dim() != 3 or outputs.shape[1] != rows:
             raise ValueError(f"expected decoder outputs (B, {rows}, K), got {tuple(outputs.shape)}")
         flatten = {m.name: m.flatten for m in self.config.modalities}
         result = {}
-        for name, (selected, _) in split_by_modality(sizes, indices).items():
+        for name, selected in parts.items():
             rows = self.heads[name](outputs[:, selected])
             result[name] = rows.flatten(1) if flatten[name] else rows
         return result
