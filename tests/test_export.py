@@ -5,7 +5,6 @@ a plain onnxruntime loop generates the eager model's greedy tokens; what cannot 
 import json
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from helpers import random_ar
@@ -114,17 +113,13 @@ def test_refilling_every_latent_exports_the_prefill_alone(tmp_path):
     assert [graph.graph for graph in written] == ["prefill"]
 
 
-@pytest.mark.parametrize("name", ["vision-perceiver-fourier", "text-classifier"])
-def test_bf16_exports_as_pt2_and_onnx_and_keeps_the_callers_model(name, tmp_path):
-    model = zoo.create(name, reduced=True)
-    dynamic = zoo.published(name).kind.dynamic
-    (pt2,) = export(model, tmp_path / "pt2", format="pt2", dtype="bf16", dynamic=dynamic)
-    (graph,) = export(model, tmp_path / "onnx", dtype="bf16", dynamic=dynamic)  # checked by onnx's reference
-    assert pt2.max_difference <= 0.05 and graph.max_difference <= 0.05
+def test_bf16_exports_as_pt2_and_keeps_the_callers_model(tmp_path):
+    model = zoo.create("vision-perceiver-fourier", reduced=True)
+    (written,) = export(model, tmp_path, format="pt2", dtype="bf16")
+    assert written.max_difference <= 0.05
     assert next(model.parameters()).dtype == torch.float32
-    proto = onnx.load(tmp_path / "onnx" / "model.onnx")
-    parameters = {w.data_type for w in proto.graph.initializer if w.name.startswith("model.")}
-    assert parameters == {onnx.TensorProto.BFLOAT16}
+    with pytest.raises(ValueError, match="bf16 ONNX graphs do not run on onnxruntime"):
+        export(model, tmp_path, dtype="bf16")
 
 
 def test_a_difference_from_eager_fails_the_export(tmp_path, monkeypatch):
