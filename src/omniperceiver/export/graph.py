@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-AXES = ("batch", "length")  # the axes an export may be asked to leave free (a subset's "outputs" always is)
+AXES = ("batch", "length")  # the axes an export may be asked to leave free (a subset's numbers of outputs always are)
 CHECKED_OUTPUTS = 8192  # the most outputs a subset graph is checked at
 
 
