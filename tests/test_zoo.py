@@ -28,7 +28,9 @@ def test_each_entry_builds_both_sizes_of_one_structure_whose_kind_is_its_own(nam
     assert task(model)[0] == entry.kind.task
     x, mask = reduced.input.example(2)
     with torch.no_grad():
-        model(x, mask)  # the reduced model runs (its size is checked by the export and parity tests)
+        outputs = model(x, mask)  # (its size is checked by the export and parity tests)
+    for output in outputs.values() if isinstance(outputs, dict) else [outputs]:  # (multimodal: one per modality)
+        assert len(output) == 2 and output.isfinite().all()
 
 
 def test_the_entries_hold_what_interop_and_predict_read():

@@ -229,8 +229,13 @@ def _status_line(message: str) -> None:
 
 
 def axes(text: str) -> tuple[str, ...]:
-    """``batch,length`` -> ("batch", "length"); ``none`` -> ()."""
-    return () if text == "none" else tuple(name.strip() for name in text.split(",") if name.strip())
+    """``batch,length`` -> ("batch", "length"); ``none`` -> (); an unknown axis is refused before a model loads."""
+    from omniperceiver.export.graph import AXES
+
+    names = () if text == "none" else tuple(name.strip() for name in text.split(",") if name.strip())
+    if unknown := [name for name in names if name not in AXES]:
+        raise argparse.ArgumentTypeError(f"unknown axis {', '.join(unknown)}: expected {', '.join(AXES)} or none")
+    return names
 
 
 def tokenizer(args: argparse.Namespace) -> None:
