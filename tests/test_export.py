@@ -159,9 +159,8 @@ def test_the_export_command(tmp_path, capsys):
     assert main(["export", str(tmp_path / "model"), str(tmp_path / "out"), "--dynamic", "none"]) == 0
     assert "(batch 1, length 48)" in capsys.readouterr().out
     assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "export.json").is_file()
-    with pytest.raises(SystemExit) as exit:  # refused by the argument parser, before any model loads
-        main(["export", str(tmp_path / "nothing"), str(tmp_path / "out"), "--dynamic", "batch,width"])
-    assert exit.value.code == 2
+    # refused by the argument parser, before any model loads (there is none)
+    assert main(["export", str(tmp_path / "nothing"), str(tmp_path / "out"), "--dynamic", "batch,width"]) == 2
     assert "argument --dynamic: unknown axis width: expected batch, length or none" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nothing"), str(tmp_path / "out")]) == 1
     assert "does not exist" in capsys.readouterr().err
