@@ -62,6 +62,27 @@ def test_latents_start_with_the_configured_spread(std, spread):
     assert latents.abs().max().item() <= 2
 
 
+def test_the_cross_attention_starts_with_scores_at_the_square_of_its_qk_gain():
+    """Queries and keys at 3x the default initialization: the scores of one example start 9x as large, the
+    attention over 512 inputs much sharper (the largest weight of a latent's map, averaged over the maps)."""
+    inputs = torch.randn(1, 512, 12)
+    largest = {}
+    for gain in (1.0, 3.0):
+        torch.manual_seed(0)
+        model = encoder(num_latents=16, cross_attention_qk_gain=gain, cross_attend_every=2, num_blocks=4)
+        for block in model.cross_attentions:  # the shared later cross-attention too
+            attention = block.attention
+            assert attention.value.weight.abs().max() <= 12**-0.5  # the values keep PyTorch's bound
+            for projection in (attention.query, attention.key):
+                bound = projection.in_features**-0.5  # PyTorch's default: uniform within +-1/sqrt(fan_in)
+                assert projection.weight.abs().max().item() == pytest.approx(gain * bound, rel=0.05)
+        first = model.cross_attentions[0]
+        q = first.attention.query(first.query_norm(model.latents))
+        k = first.attention.key(first.kv_norm(inputs[0]))
+        largest[gain] = torch.softmax(q @ k.T / q.shape[-1] ** 0.5, dim=-1).amax(-1).mean().item()
+    assert largest[3.0] > 4 * largest[1.0]
+
+
 def test_shared_latent_blocks_do_not_grow_the_parameter_count():
     assert count(encoder(num_blocks=1)) == count(encoder(num_blocks=6))
     one_block = count(encoder(num_blocks=1))
@@ -157,6 +178,7 @@ def test_cross_attention_maps_are_probabilities_over_the_inputs():
         (dict(dropout=1.5), r"dropout=1.5 is invalid"),
         (dict(latent_init_std=0.0), r"latent_init_std=0.0 is invalid: expected a positive finite number"),
         (dict(latent_init_std=float("inf")), r"latent_init_std=inf is invalid: expected a positive finite number"),
+        (dict(cross_attention_qk_gain=-1.0), r"cross_attention_qk_gain=-1.0 is invalid: expected a positive finite"),
         (
             dict(cross_attention_v_channels=10, num_cross_attention_heads=4),
             r"cross_attention_v_channels \(10\)",

@@ -32,11 +32,14 @@ def test_bad_recipes_fail_before_training_naming_the_key(overrides, message):
         load_recipe(RECIPE, overrides)
 
 
-def test_the_model_section_sets_the_latents_initial_spread():
-    recipe = load_recipe("digits", ["model.latent_init_std=1.0"])
+def test_the_model_section_sets_the_latents_initial_spread_and_the_cross_attention_qk_gain():
+    recipe = load_recipe("digits", ["model.latent_init_std=1.0", "model.cross_attention_qk_gain=3"])
     config = recipe.task.model_config(recipe.splits(), recipe.model, recipe.training)
-    assert config.encoder.latent_init_std == 1.0
-    assert config.build().encoder.latents.std().item() > 0.5  # the published 0.02 otherwise
+    assert (config.encoder.latent_init_std, config.encoder.cross_attention_qk_gain) == (1.0, 3.0)
+    encoder = config.build().encoder
+    assert encoder.latents.std().item() > 0.5  # the published 0.02 otherwise
+    key = encoder.cross_attentions[0].attention.key
+    assert key.weight.abs().max() > 2 * key.in_features**-0.5  # PyTorch's bound 1/sqrt(fan_in) otherwise
 
 
 def test_exponents_without_a_dot_are_floats():

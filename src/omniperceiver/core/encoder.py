@@ -34,6 +34,10 @@ class EncoderConfig(Config):
     The latents start normal with standard deviation ``latent_init_std``, cut at +-2: with the published
     0.02 they all read nearly the same average of the inputs at first and differ only by a small residual; a
     Perceiver that reads single pixels learns more, and more reliably over seeds, from 1.0 (README).
+    ``cross_attention_qk_gain`` multiplies the cross-attentions' initial query and key weights (PyTorch's
+    default initialization at 1), so the attention scores start at its square: over many inputs, scores of the
+    default size give nearly uniform maps, every latent reading about the same average; larger ones start
+    each latent's heads on their own parts of the input (single pixels: 3, README).
     """
 
     input_channels: int
@@ -56,9 +60,12 @@ class EncoderConfig(Config):
     dropout: float = 0.0
     activation_checkpointing: bool = False
     latent_init_std: float = 0.02
+    cross_attention_qk_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        require_positive_finite(latent_init_std=self.latent_init_std)
+        require_positive_finite(
+            latent_init_std=self.latent_init_std, cross_attention_qk_gain=self.cross_attention_qk_gain
+        )
         require_positive(
             input_channels=self.input_channels,
             num_latents=self.num_latents,
@@ -138,6 +145,10 @@ class PerceiverEncoder(nn.Module):
             )
             for _ in range(num_cross_modules)
         )
+        with torch.no_grad():
+            for block in self.cross_attentions:
+                block.attention.query.weight.mul_(c.cross_attention_qk_gain)
+                block.attention.key.weight.mul_(c.cross_attention_qk_gain)
         self.latent_blocks = nn.ModuleList(
             nn.ModuleList(
                 SelfAttentionBlock(

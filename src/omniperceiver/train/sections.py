@@ -20,7 +20,9 @@ class Trunk(Config):
     """A Perceiver IO trunk: latents, cross-attention and the latent stack (the input and output around it
     come from the task and its ``input:`` section); ``cross_attend_every = k`` cross-attends to the inputs
     again before every k-th of the ``num_blocks`` blocks (the original Perceiver's iterative attention, one
-    shared cross-attention after the first); ``latent_init_std``: the latents' initial standard deviation."""
+    shared cross-attention after the first); ``latent_init_std``: the latents' initial standard deviation;
+    ``cross_attention_qk_gain``: the cross-attention's initial query and key weights, as a multiple of PyTorch's
+    default initialization (:class:`~omniperceiver.core.encoder.EncoderConfig`)."""
 
     num_latents: int = 32
     latent_channels: int = 64
@@ -32,10 +34,13 @@ class Trunk(Config):
     dropout: float = 0.0
     cross_attend_every: int | None = None
     latent_init_std: float = 0.02
+    cross_attention_qk_gain: float = 1.0
 
     def __post_init__(self) -> None:
         require_optional_positive(cross_attend_every=self.cross_attend_every)
-        require_positive_finite(latent_init_std=self.latent_init_std)
+        require_positive_finite(
+            latent_init_std=self.latent_init_std, cross_attention_qk_gain=self.cross_attention_qk_gain
+        )
         require_positive(
             num_latents=self.num_latents,
             latent_channels=self.latent_channels,

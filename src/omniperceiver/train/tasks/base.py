@@ -176,6 +176,7 @@ class Task:
             dropout=trunk.dropout,
             cross_attend_every=trunk.cross_attend_every,
             latent_init_std=trunk.latent_init_std,
+            cross_attention_qk_gain=trunk.cross_attention_qk_gain,
             activation_checkpointing=settings.activation_checkpointing,
         )
 
