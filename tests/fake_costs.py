@@ -89,3 +89,20 @@ H200 = CostTable(
     },
     multiprocessors=132,
 )
+
+
+# Fitted to times measured on a CPU with AVX2 and no AVX-512 (bf16 GEMMs emulated at 0.9 GFLOP/s; 2 threads) on the
+# calibration's shapes. SDPA's bf16 training times do not fit the model (one head of 128 x 1024 costs 2.5x more per
+# GFLOP than eight heads: no head parallelism), so it has only a floor: at most its measured times, 221 ms predicted
+# for eight heads of 512 x 512 (d 128) where it took 226 ms, and the fp32-units kernel 35.6 ms.
+NO_BF16_UNITS = CostTable(
+    "cpu:no bf16 units",
+    "test",
+    {"fp32": 120.0, "bf16": 0.9},
+    {
+        "sdpa/bf16/fwd": (6.04e-05, 7.76e-03, 3.33e-03),
+        "chunked-fp32/bf16/fwd": (1.32e-04, 5.34e-03, 3.51e-03),
+        "chunked-fp32/bf16/train": (3.66e-04, 2.23e-02, 8.79e-03),
+    },
+    floors={"sdpa/bf16/train": (8.61e-05, 2.06e-01, 0.0)},
+)

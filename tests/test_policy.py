@@ -7,12 +7,12 @@ import math
 
 import pytest
 import torch
-from fake_costs import FAST_BF16, H200, SLOW_BF16
+from fake_costs import FAST_BF16, H200, NO_BF16_UNITS, SLOW_BF16
 
 from omniperceiver.core import attend, causal_mask, key_padding_mask
 from omniperceiver.core.kernels import KERNELS, AttentionCall, CostTable, Policy, use_policy
 from omniperceiver.core.kernels import policy as policy_module
-from omniperceiver.core.kernels.calibration import _fit
+from omniperceiver.core.kernels.calibration import _fit, _fits, _floor
 
 
 def call(dtype="bf16", grad=False, bh=8, queries=512, keys=512, d=128, dv=128, mask="none", dropout=False):
@@ -62,6 +62,22 @@ def test_a_kernel_replaces_the_default_only_where_the_table_holds_the_defaults_c
     without_sdpa = dataclasses.replace(FAST_BF16, attention=measured)
     choice = Policy(without_sdpa).attention(call("bf16", **VISION_LATENTS))
     assert choice == policy_module.Choice("sdpa", "the default (not in the table)")
+
+
+def test_a_default_kernel_without_a_fit_is_costed_at_its_floor_and_replaced_where_another_is_cheaper():
+    """On the AVX2 CPU, SDPA's bf16 training (no fit, a floor) gives way to the fp32-units kernel (5x faster)."""
+    latents = call("bf16", True, **VISION_LATENTS)
+    choice = Policy(NO_BF16_UNITS).attention(latents)
+    assert choice.name == "chunked-fp32" and choice.reason.endswith("(vs sdpa at least 221)"), choice.reason
+    without_floors = dataclasses.replace(NO_BF16_UNITS, floors={})
+    assert Policy(without_floors).attention(latents).name == "sdpa"
+    # a floor serves the default only: the same costs as a floor of chunked-fp32 never pick it
+    swapped = dataclasses.replace(NO_BF16_UNITS, attention={"sdpa/bf16/train": (0.1, 0, 0)},
+                                  floors={"chunked-fp32/bf16/train": (0, 0, 0)})  # fmt: skip
+    assert Policy(swapped).attention(latents).name == "sdpa"
+    # where the floor is cheaper than the other kernel by less than MARGIN, the default stays
+    cheap_floor = dataclasses.replace(NO_BF16_UNITS, floors={"sdpa/bf16/train": (0.0, 0.0, 0.0)})
+    assert Policy(cheap_floor).attention(latents).name == "sdpa"
 
 
 def gpu_call(dtype="fp32", grad=False, bh=1, queries=512, keys=50176, d=261, dv=261):
@@ -162,14 +178,18 @@ def test_the_same_table_gives_the_same_choices_after_a_round_trip_through_the_ca
     ("content", "message"),
     [
         ("{not json", "Expecting property name"),
-        ('{"version": 1, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {"fp32": -1},'
+        ('{"version": 2, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {"fp32": -1},'
          ' "attention": {}}', r"gemm_gflops.fp32 must be a finite number >= 0, got -1"),
-        ('{"version": 1, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {},'
+        ('{"version": 2, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {},'
          ' "attention": {"__import__(\'os\')/bf16/fwd": [0, 0, 0]}}', "attention: bad key"),
-        ('{"version": 1, "device_kind": "other", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {}}',
+        ('{"version": 2, "device_kind": "other", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {}}',
          "it is for other"),
-        ('["version", 1]', "expected an object with version 1"),
-        ('{"version": 1, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {},'
+        ('["version", 2]', "expected an object with version 2"),
+        ('{"version": 2, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {},'
+         ' "floors": {"sdpa/bf16/both": [0, 0, 0]}}', "floors: bad key 'sdpa/bf16/both'"),
+        ('{"version": 2, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": [],'
+         ' "attention": {}}', r"gemm_gflops must be an object, got \[\]"),
+        ('{"version": 2, "device_kind": "KIND", "torch_version": "TORCH", "gemm_gflops": {}, "attention": {},'
          ' "multiprocessors": -132}', "multiprocessors must be an integer >= 0, got -132"),
     ],
 )  # fmt: skip
@@ -182,6 +202,16 @@ def test_a_bad_cache_file_is_ignored_with_one_line(monkeypatch, tmp_path, conten
     with pytest.warns(UserWarning, match=message) as warned:
         assert policy_module.load_table(kind) is None
     assert str(path) in str(warned[0].message) and "\n" not in str(warned[0].message)
+
+
+def test_an_older_releases_cache_file_is_measured_again_without_a_warning(monkeypatch, tmp_path, recwarn):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    kind = policy_module.device_kind(torch.device("cpu"))
+    path = policy_module.cache_path(kind)
+    path.parent.mkdir(parents=True)
+    old = {**SLOW_BF16.to_json(), "version": 1, "device_kind": kind, "torch_version": torch.__version__}
+    path.write_text(json.dumps(old))
+    assert policy_module.load_table(kind) is None and not recwarn.list
 
 
 def _rank_policy(rank: int, init: str, caches: list[str], results: str) -> None:
@@ -219,10 +249,16 @@ def test_the_cost_model_fit_recovers_its_coefficients():
     points = [(c, truth[0] + truth[1] * c.product_gflop + truth[2] * c.mscores) for c in calls]
     for fitted, want in zip(_fit(points), truth, strict=True):
         assert math.isclose(fitted, want, rel_tol=1e-6)
+    assert _fits(points, _fit(points))
     no_overhead = [(c, truth[1] * c.product_gflop + truth[2] * c.mscores - 1e-6) for c in calls]
     assert min(_fit(no_overhead)) >= 0  # a negative term is dropped, not kept
     noisy = [(c, seconds * (3 if i == 1 else 1)) for i, (c, seconds) in enumerate(points)]
-    assert _fit(noisy) is None  # one run 3x slower (another process on the cores): no model of this kernel
+    assert not _fits(noisy, _fit(noisy))  # one run 3x slower (another process on the cores): no model of this kernel
+    floor = CostTable("cpu", "test", {}, {}, floors={"chunked/bf16/fwd": _floor(noisy, _fit(noisy))})
+    predicted = [floor.cost("chunked", c, floor=True) for c, _ in noisy]
+    assert all(p <= s * (1 + 1e-9) for p, (_, s) in zip(predicted, noisy, strict=True))  # never above a measurement
+    assert any(math.isclose(p, s) for p, (_, s) in zip(predicted, noisy, strict=True))  # and as high as it can be
+    assert floor.cost("chunked", noisy[0][0]) is None  # (a floor only where asked for)
 
 
 def materialized(q, k, v, mask=None):

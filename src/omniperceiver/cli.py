@@ -174,9 +174,12 @@ def calibrate(args: argparse.Namespace) -> None:
     table = measure(args.device, budget_s=args.budget)
     path = save_table(table)
     print(f"{Policy(table).describe()}\nsaved to {path}")
-    for key, (per_call, per_gflop, per_mscore) in table.attention.items():
+    entries = [(key, terms, "") for key, terms in table.attention.items()]
+    entries += [(key, terms, "  (no fit: a floor, for the default only)") for key, terms in table.floors.items()]
+    for key, (per_call, per_gflop, per_mscore), note in entries:
         rate = f"{1 / per_gflop:.0f} GFLOP/s" if per_gflop else "-"
-        print(f"  {key:<26} {1e6 * per_call:8.1f} µs per call, {rate:>14}, {1e3 * per_mscore:.2f} ms per M scores")
+        costs = f"{1e6 * per_call:8.1f} µs per call, {rate:>14}, {1e3 * per_mscore:.2f} ms per M scores"
+        print(f"  {key:<26} {costs}{note}")
 
 
 def convert(args: argparse.Namespace) -> None:

@@ -4,8 +4,10 @@ For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and ea
 :data:`SHAPES` (on a GPU :data:`GPU_SHAPES`; forward, and forward+backward), the least of a few runs; per
 kernel, dtype and pass, the three coefficients of the policy's cost model (per call, per product GFLOP, per
 million scores) are fitted by least squares (kept >= 0); a kernel whose fit misses a measurement by more than
-1.5x is left out of the table (the policy then does not consider it). The shapes span what a Perceiver runs:
-narrow and wide heads, square latent maps, one head over many keys, so that the model interpolates between them.
+1.5x is left out of the table's fits (the policy then never picks it) and gets a floor instead: the fit scaled
+to the measurement it overestimated most, which the policy uses only to cost it as the default kernel. The
+shapes span what a Perceiver runs: narrow and wide heads, square latent maps, one head over many keys, so that
+the model interpolates between them.
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ def _attention_step(kernel: str, shape: tuple[int, ...], dtype: torch.dtype, dev
     return step
 
 
-def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float] | None:
+Terms = tuple[float, float, float]  # (seconds per call, per product GFLOP, per million scores)
+
+
+def _fit(points: list[tuple[AttentionCall, float]]) -> Terms:
     """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds, in relative
-    error; None where that model misses a measurement by more than ``FIT_TOLERANCE`` (noise, e.g. other
-    processes on the cores)."""
+    error."""
     features = torch.tensor([[1.0, c.product_gflop, c.mscores] for c, _ in points], dtype=torch.float64)
     seconds = torch.tensor([[s] for _, s in points], dtype=torch.float64)
     relative = features / seconds  # each measurement's relative error counts alike, whatever its size
@@ -92,18 +96,31 @@ def _fit(points: list[tuple[AttentionCall, float]]) -> tuple[float, float, float
     coefficients = [0.0, 0.0, 0.0]
     for index, value in zip(active, solution, strict=True):
         coefficients[index] = max(value, 0.0)
-    predicted = (features @ torch.tensor(coefficients, dtype=torch.float64)).tolist()
-    measured = [seconds for _, seconds in points]
-    if any(not m / FIT_TOLERANCE <= p <= m * FIT_TOLERANCE for p, m in zip(predicted, measured, strict=True)):
-        return None
     return coefficients[0], coefficients[1], coefficients[2]
+
+
+def _measured_over_predicted(points: list[tuple[AttentionCall, float]], terms: Terms) -> list[float]:
+    return [seconds / (terms[0] + terms[1] * c.product_gflop + terms[2] * c.mscores) for c, seconds in points]
+
+
+def _fits(points: list[tuple[AttentionCall, float]], terms: Terms) -> bool:
+    """Whether ``terms`` predict every measurement within ``FIT_TOLERANCE`` (a miss: another code path on some
+    shapes, or noise such as other processes on the cores)."""
+    return all(1 / FIT_TOLERANCE <= r <= FIT_TOLERANCE for r in _measured_over_predicted(points, terms))
+
+
+def _floor(points: list[tuple[AttentionCall, float]], terms: Terms) -> Terms:
+    """``terms`` scaled so that they predict no more than any measurement, and exactly the one most overestimated."""
+    scale = min(_measured_over_predicted(points, terms))
+    return terms[0] * scale, terms[1] * scale, terms[2] * scale
 
 
 def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> CostTable:
     """Measure ``device``'s costs (stopping after about ``budget_s``: kernels measured on fewer than all shapes
     are left out of the table, and the policy then does not consider them)."""
     deadline = time.perf_counter() + budget_s
-    attention: dict[str, tuple[float, float, float]] = {}
+    attention: dict[str, Terms] = {}
+    floors: dict[str, Terms] = {}
     # (on first use it runs inside a model's forward pass: outside its inference mode, autocast and saved-tensor
     # hooks, such as activation checkpointing's)
     keep = torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, lambda tensor: tensor)
@@ -128,6 +145,10 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                         with torch.set_grad_enabled(mode == "train"):
                             step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
                             points.append((kernel.runs_as(call, multiprocessors), _seconds(step, device)))
-                    if len(points) == len(served) >= 3 and (terms := _fit(points)) is not None:
-                        attention[f"{kernel.name}/{name}/{mode}"] = terms
-    return CostTable(device_kind(device), torch.__version__, rates, attention, multiprocessors)
+                    if len(points) == len(served) >= 3:
+                        terms, key = _fit(points), f"{kernel.name}/{name}/{mode}"
+                        if _fits(points, terms):
+                            attention[key] = terms
+                        else:
+                            floors[key] = _floor(points, terms)
+    return CostTable(device_kind(device), torch.__version__, rates, attention, multiprocessors, floors)

@@ -20,8 +20,11 @@ Decided once per call class, visibly, from a cost table:
   kernel is costed at the call it runs in fact (:attr:`Kernel.runs_as`): SDPA pads head channels, and on a GPU
   its fused kernels take as long for a few heads as for enough of them to fill the multiprocessors
   (:meth:`AttentionCall.filling`; the table holds the GPU's count). A kernel
-  replaces the default one only where the table holds the costs of both and it is predicted ``MARGIN`` times
-  faster (the model's error is about 10%).
+  replaces the default one only where it is predicted ``MARGIN`` times faster (the model's error is about 10%).
+  A kernel whose measurements the model does not fit (SDPA's bf16 training on a CPU without bf16 units: 2.5x
+  dearer per GFLOP for one head than for eight) is never picked; as the default it keeps a **floor** (the fit
+  scaled down to the cheapest measurement it overestimated: never above a measured time), and another kernel
+  replaces it where predicted ``MARGIN`` times cheaper than that floor.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
@@ -68,7 +71,7 @@ LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this l
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 QUERY_ROWS_PER_BLOCK = 64  # query rows of one head that a fused GPU attention kernel gives one thread block
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
-TABLE_VERSION = 1
+TABLE_VERSION = 2  # (2: floors)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 PASSES = ("fwd", "train")
 
@@ -239,10 +242,14 @@ class CostTable:
     # "kernel/dtype/pass" -> (seconds per call, seconds per product GFLOP, seconds per million scores)
     attention: dict[str, tuple[float, float, float]]
     multiprocessors: int = 0  # a GPU's (0: a CPU)
+    # the same keys, for kernels whose fit missed a measurement: coefficients that never predict above one
+    floors: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
 
-    def cost(self, kernel: str, call: AttentionCall) -> float | None:
-        """Predicted seconds of ``kernel`` on ``call``; None where the table has no entry for it."""
-        terms = self.attention.get(f"{kernel}/{call.dtype}/{'train' if call.grad else 'fwd'}")
+    def cost(self, kernel: str, call: AttentionCall, *, floor: bool = False) -> float | None:
+        """Predicted seconds of ``kernel`` on ``call`` (with ``floor``, at least: its floor where it has no
+        fit); None where the table has no entry for it."""
+        key = f"{kernel}/{call.dtype}/{'train' if call.grad else 'fwd'}"
+        terms = self.attention.get(key, self.floors.get(key) if floor else None)
         if terms is None:
             return None
         call = KERNELS[kernel].runs_as(call, self.multiprocessors)
@@ -260,32 +267,39 @@ class CostTable:
                 raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
             return float(value)
 
+        def terms(field: str) -> dict[str, tuple[float, float, float]]:
+            entries = data.get(field, {})
+            if not isinstance(entries, dict):
+                raise ValueError(f"{field} must be an object, got {entries!r}")
+            parsed = {}
+            for key, values in entries.items():
+                kernel, _, rest = key.partition("/")
+                dtype, _, mode = rest.partition("/")
+                if kernel not in KERNELS or dtype not in DTYPES or mode not in PASSES:
+                    raise ValueError(f"{field}: bad key {key!r}; expected KERNEL/DTYPE/PASS, e.g. 'sdpa/bf16/fwd'")
+                if not isinstance(values, list) or len(values) != 3:
+                    raise ValueError(f"{field}.{key} must be a list of 3 numbers, got {values!r}")
+                parsed[key] = tuple(number(v, f"{field}.{key}") for v in values)
+            return parsed
+
         if not isinstance(data, dict) or data.get("version") != TABLE_VERSION:
             raise ValueError(f"expected an object with version {TABLE_VERSION}")
         for key in ("device_kind", "torch_version"):
             if not isinstance(data.get(key), str):
                 raise ValueError(f"{key} must be a string, got {data.get(key)!r}")
-        gemm, attention = data.get("gemm_gflops"), data.get("attention")
-        if not isinstance(gemm, dict) or not isinstance(attention, dict):
-            raise ValueError("gemm_gflops and attention must be objects")
+        gemm = data.get("gemm_gflops")
+        if not isinstance(gemm, dict):
+            raise ValueError(f"gemm_gflops must be an object, got {gemm!r}")
         rates = {}
         for dtype, rate in gemm.items():
             if dtype not in DTYPES:
                 raise ValueError(f"gemm_gflops: unknown dtype {dtype!r}; expected one of {sorted(DTYPES)}")
             rates[dtype] = number(rate, f"gemm_gflops.{dtype}")
-        terms = {}
-        for key, values in attention.items():
-            kernel, _, rest = key.partition("/")
-            dtype, _, mode = rest.partition("/")
-            if kernel not in KERNELS or dtype not in DTYPES or mode not in PASSES:
-                raise ValueError(f"attention: bad key {key!r}; expected KERNEL/DTYPE/PASS, e.g. 'sdpa/bf16/fwd'")
-            if not isinstance(values, list) or len(values) != 3:
-                raise ValueError(f"attention.{key} must be a list of 3 numbers, got {values!r}")
-            terms[key] = tuple(number(v, f"attention.{key}") for v in values)
         multiprocessors = data.get("multiprocessors", 0)
         if isinstance(multiprocessors, bool) or not isinstance(multiprocessors, int) or multiprocessors < 0:
             raise ValueError(f"multiprocessors must be an integer >= 0, got {multiprocessors!r}")
-        return cls(data["device_kind"], data["torch_version"], rates, terms, multiprocessors)
+        kind, version = data["device_kind"], data["torch_version"]
+        return cls(kind, version, rates, terms("attention"), multiprocessors, terms("floors"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,17 +361,23 @@ class Policy:
             refused = KERNELS[forced].refuses(call)
             if refused is None:
                 return Choice(forced, "forced by the override")
-        costs, default = {}, default_kernel(call)
+        costs, default, floor = {}, default_kernel(call), False
         if self.table is not None:
             for kernel in KERNELS.values():
                 if not kernel.refuses(call) and (cost := self.table.cost(kernel.name, call)) is not None:
                     costs[kernel.name] = cost
-        if default in costs:  # (a kernel replaces the default only where both were measured)
+            if default not in costs and (cost := self.table.cost(default, call, floor=True)) is not None:
+                costs[default], floor = cost, True
+        if default in costs:  # (a kernel replaces the default only where both are costed)
             best = min(costs, key=lambda name: (costs[name], name))
             if costs[best] * MARGIN > costs[default]:
                 best = default
-            others = ", ".join(f"{name} {1e3 * cost:.3g}" for name, cost in sorted(costs.items()) if name != best)
-            reason = f"cheapest by the cost table: {1e3 * costs[best]:.3g} ms" + (f" (vs {others})" if others else "")
+
+            def ms(name: str) -> str:
+                return ("at least " if name == default and floor else "") + f"{1e3 * costs[name]:.3g}"
+
+            others = ", ".join(f"{name} {ms(name)}" for name in sorted(costs) if name != best)
+            reason = f"cheapest by the cost table: {ms(best)} ms" + (f" (vs {others})" if others else "")
         else:
             best, reason = default, "the default (" + ("no cost table)" if self.table is None else "not in the table)")
         if forced is not None:
@@ -435,7 +455,10 @@ def load_table(kind: str) -> CostTable | None:
         warnings.warn(f"omniperceiver: ignoring the compute cache {path}: {error.strerror}", stacklevel=2)
         return None
     try:
-        table = CostTable.from_json(json.loads(text))
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("version"), int) and data["version"] < TABLE_VERSION:
+            return None  # (an older release's table: measured again, and replaced)
+        table = CostTable.from_json(data)
         if (table.device_kind, table.torch_version) != (kind, torch.__version__):
             raise ValueError(f"it is for {table.device_kind}, torch {table.torch_version}")
     except ValueError as error:  # (json.JSONDecodeError is a ValueError)
