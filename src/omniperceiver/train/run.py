@@ -20,11 +20,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 
+from omniperceiver.core.allocator import keep_freed_memory
 from omniperceiver.data.splits import Splits, label_fraction
 from omniperceiver.files import atomic_write
 from omniperceiver.loading import from_pretrained
 from omniperceiver.models.perceiver_ar import PerceiverAR
-from omniperceiver.train.allocator import keep_freed_memory
 from omniperceiver.train.checkpoints import AtomicCheckpointIO
 from omniperceiver.train.initialize import build_model
 from omniperceiver.train.loaders import SplitsData

@@ -39,7 +39,8 @@ Decided once per call class, visibly, from a cost table:
   the chunked kernel where it serves by default; no fp32-units paths. Under ``torch.export`` (ONNX, .pt2):
   materialized attention, whose standard ops every runtime runs.
 
-The process's policy (:func:`active_policy`) is made on first use: the cached table of this device kind is read
+The process's policy (:func:`active_policy`) is made on first use (on the CPU, with freed memory kept for reuse:
+:mod:`~omniperceiver.core.allocator`): the cached table of this device kind is read
 (``$XDG_CACHE_HOME/omniperceiver`` or ``~/.cache/omniperceiver``; JSON, validated, a bad file is ignored with a
 one-line warning), or the calibration runs within ``LAZY_BUDGET_S`` and its table is written. Under
 ``torch.distributed``, rank 0 decides and broadcasts its table, so every rank picks the same kernels. The same
@@ -62,6 +63,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from omniperceiver.core.allocator import keep_freed_memory
 from omniperceiver.core.kernels.chunked import chunked_attention, values_per_block
 from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
@@ -524,6 +526,8 @@ def active_policy(device: torch.device) -> Policy:
     if _forced:
         return _forced[-1]
     if device.type not in _policies:
+        if device.type == "cpu":
+            keep_freed_memory()
         _policies[device.type] = policy_from_environment(device)
     return _policies[device.type]
 
