@@ -71,3 +71,30 @@ def test_attention_blocks_under_bf16_autocast_stay_close_to_fp32(table):
     grads = torch.cat([g.flatten() for g in torch.autograd.grad(out.float().square().sum(), params)])
     want = torch.cat([g.flatten() for g in torch.autograd.grad(exact.square().sum(), params)])
     assert (grads - want).norm() <= 0.05 * want.norm()  # (the key bias's gradient is 0 up to rounding)
+
+
+@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode])
+def test_without_autograd_on_the_bf16_units_the_weights_are_cast_once_until_they_change(no_grad):
+    """The bf16 copy autocast makes on every call is kept: the same values, one cast while the weights stay."""
+    ours, plain = layers()
+    x = torch.randn(3, 5, 64)
+
+    def autocasts(layer: torch.nn.Module) -> torch.Tensor:  # (a fresh autocast region: its own cast cache)
+        with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+            return layer(x)
+
+    with use_policy(Policy(FAST_BF16)), torch.autocast("cpu", dtype=torch.bfloat16), no_grad():
+        first, again = ours(x), ours(x)
+        kept = ours._bf16[1]
+        assert torch.equal(first, autocasts(plain)) and torch.equal(again, first)
+        assert kept.dtype == torch.bfloat16 and ours(x) is not None and ours._bf16[1] is kept  # not cast again
+        with torch.no_grad():
+            ours.weight.add_(1.0)  # (an optimizer step, a loaded state dict: the version counter moves)
+            plain.weight.add_(1.0)
+        changed = ours(x)
+    assert ours._bf16[1] is not kept and torch.equal(changed, autocasts(plain))
+    with use_policy(Policy(FAST_BF16)), torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = ours(x)  # with autograd: autocast's own cast, through which gradients flow
+    assert trained.requires_grad and ours._bf16 is None
+    trained.float().sum().backward()
+    assert ours.weight.grad is not None
