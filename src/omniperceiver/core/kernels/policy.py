@@ -26,7 +26,8 @@ Decided once per call class, visibly, from a cost table:
   scaled down to the cheapest measurement it overestimated: never above a measured time), and another kernel
   replaces it where predicted ``MARGIN`` times cheaper than that floor.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
-  below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM.
+  below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM (without autograd, on a bf16 copy of the
+  weights kept until they change: :mod:`~omniperceiver.core.linear`).
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
   only where the probabilities are asked for, the chunked kernel on the CPU for q/k and v heads of different
   widths where it serves (no dropout; with autograd, at most a block per head), SDPA for everything else;
