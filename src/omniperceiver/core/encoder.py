@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 
@@ -108,21 +107,6 @@ class EncoderConfig(Config):
         return PerceiverEncoder(self)
 
 
-def autocast_weight_cache(device_type: str, *, reuses_weights: bool) -> contextlib.AbstractContextManager:
-    """Under ``torch.inference_mode`` autocast skips its cache of low-precision weight copies, so a latent
-    layer applied in every block would cast its weights again each time; for an encoder that ``reuses
-    weights``, inference inside this context runs under ``no_grad`` instead, where the cache works (each
-    weight is cast once per forward). Without reuse the cache would only hold a copy of every weight."""
-    if torch.compiler.is_compiling() or not reuses_weights:
-        return contextlib.nullcontext()
-    if not (torch.is_inference_mode_enabled() and torch.is_autocast_enabled(device_type)):
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode(False))
-    stack.enter_context(torch.no_grad())
-    return stack
-
-
 class PerceiverEncoder(nn.Module):
     """Inputs (B, M, C) with an optional padding mask (B, M) -> latents (B, N, D)."""
 
@@ -175,12 +159,6 @@ class PerceiverEncoder(nn.Module):
             plan.append((cross, self.latent_blocks[min(block, len(self.latent_blocks) - 1)]))
         return plan
 
-    @property
-    def reuses_weights(self) -> bool:
-        """Whether a latent block or cross-attention module is applied more than once per forward."""
-        c = self.config
-        return c.num_blocks > len(self.latent_blocks) or c.num_cross_attends > len(self.cross_attentions)
-
     def forward(self, inputs: Tensor, mask: Tensor | None = None) -> Tensor:
         return self._encode(inputs, mask, need_weights=False)[0]
 
@@ -202,13 +180,12 @@ class PerceiverEncoder(nn.Module):
             return module(*args, **kwargs)
 
         maps = []
-        with autocast_weight_cache(inputs.device.type, reuses_weights=self.reuses_weights):
-            x = self.latents.expand(inputs.shape[0], -1, -1)
-            for cross, layers in self.schedule():
-                if cross is not None:
-                    x, weights = run(cross, x, inputs, mask=mask, need_weights=need_weights)
-                    if weights is not None:
-                        maps.append(weights)
-                for layer in layers:
-                    x = run(layer, x)
+        x = self.latents.expand(inputs.shape[0], -1, -1)
+        for cross, layers in self.schedule():
+            if cross is not None:
+                x, weights = run(cross, x, inputs, mask=mask, need_weights=need_weights)
+                if weights is not None:
+                    maps.append(weights)
+            for layer in layers:
+                x = run(layer, x)
         return x, maps
