@@ -100,7 +100,7 @@ def _fit(points: list[tuple[AttentionCall, float]]) -> Terms:
 
 
 def _measured_over_predicted(points: list[tuple[AttentionCall, float]], terms: Terms) -> list[float]:
-    return [seconds / (terms[0] + terms[1] * c.product_gflop + terms[2] * c.mscores) for c, seconds in points]
+    return [seconds / call.seconds(terms) for call, seconds in points]
 
 
 def _fits(points: list[tuple[AttentionCall, float]], terms: Terms) -> bool:

@@ -23,7 +23,7 @@ Decided once per call class, visibly, from a cost table:
   replaces the default one only where it is predicted ``MARGIN`` times faster (the model's error is about 10%).
   A kernel whose measurements the model does not fit (SDPA's bf16 training on a CPU without bf16 units: 2.5x
   dearer per GFLOP for one head than for eight) is never picked; as the default it keeps a **floor** (the fit
-  scaled down to the cheapest measurement it overestimated: never above a measured time), and another kernel
+  scaled down to the measurement it overestimates most: never above a measured time), and another kernel
   replaces it where predicted ``MARGIN`` times cheaper than that floor.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM (without autograd, on a bf16 copy of the
@@ -140,6 +140,10 @@ class AttentionCall:
     def mscores(self) -> float:
         return self.batch_heads * self.queries * self.keys / 1e6
 
+    def seconds(self, terms: tuple[float, float, float]) -> float:
+        """The cost model's seconds for this call: per call + per product GFLOP + per million scores."""
+        return terms[0] + terms[1] * self.product_gflop + terms[2] * self.mscores
+
     def shapes(self) -> str:
         """B·H, O, M, the head widths, mask and dropout, e.g. "BH=8 O=512 M=512 d=128 dv=128 mask=none"."""
         text = f"BH={self.batch_heads} O={self.queries} M={self.keys} d={self.qk_width} dv={self.v_width}"
@@ -255,8 +259,7 @@ class CostTable:
         terms = self.attention.get(key, self.floors.get(key) if floor else None)
         if terms is None:
             return None
-        call = KERNELS[kernel].runs_as(call, self.multiprocessors)
-        return terms[0] + terms[1] * call.product_gflop + terms[2] * call.mscores
+        return KERNELS[kernel].runs_as(call, self.multiprocessors).seconds(terms)
 
     def to_json(self) -> dict:
         return {"version": TABLE_VERSION, **dataclasses.asdict(self)}
