@@ -20,13 +20,16 @@ from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, Co
 
 # (B·H, O, M, d, dv): small latents; latent self-attention; narrow q/k and wide v; one head over many keys; a
 # cross-attention map of 4M scores (the language model's), where the cost per score dominates: without it the
-# fit cannot tell that cost, and the chunked kernel's fp32 map was picked where it ran 2.8x slower
+# fit cannot tell that cost, and the chunked kernel's fp32 map was picked where it ran 2.8x slower; one wide
+# head of 512 latents over 8,192 keys (the vision model's cross-attention, smaller): without it SDPA's bf16
+# training was fitted as cheap as the materialized kernel's there, and picked where it ran 2.5x slower (AMX)
 SHAPES = (
     (8, 64, 64, 32, 32),
     (8, 128, 128, 128, 128),
     (8, 128, 128, 32, 160),
     (1, 128, 1024, 256, 256),
     (8, 256, 2048, 32, 160),
+    (1, 512, 8192, 256, 256),
 )
 # A GPU finishes those in the time of a launch: its shapes have more heads and keys, and one head over many keys
 # (the vision model's cross-attention) that leaves most of its multiprocessors idle in a fused kernel
