@@ -14,6 +14,7 @@ from omniperceiver.train import load_recipe
 from omniperceiver.train.initialize import build_model
 
 CNN_DROP = 0.04  # the quick CNN's MNIST accuracy falls 0.079 ± 0.008 when permuted (seeds 0-3; README)
+DIGITS_PERCEIVER_LEARNED = 0.75  # the quick digits Perceiver, raw pixels: 0.875 ± 0.021 over seeds 0-7 (README)
 
 
 def quick_table(name: str, tmp_path, capsys) -> str:
@@ -101,7 +102,8 @@ def test_raw_vs_permuted_prints_the_seed_rows_beside_ours_the_cnn_drops_and_the_
     cnn_raw, cnn_permuted = rows["ours: CNN, MNIST"]
     assert cnn_raw - cnn_permuted >= CNN_DROP  # the CNN needs its pixels' neighbours
     assert "changed 0 of its 750 MNIST test predictions and 0 of its 272 8x8 digits test predictions" in out
-    assert rows["ours: Perceiver, 8x8 digits"][0] > 0.3  # (it learned: the unchanged predictions are not all one)
+    # it learned: the unchanged predictions are not those of an untrained model
+    assert rows["ours: Perceiver, 8x8 digits"][0] >= DIGITS_PERCEIVER_LEARNED
     assert (tmp_path / "table.md").read_text() in out and (tmp_path / "table.png").is_file()
 
 
