@@ -21,15 +21,15 @@ from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, Co
 # (B·H, O, M, d, dv): small latents; latent self-attention; narrow q/k and wide v; one head over many keys; a
 # cross-attention map of 4M scores (the language model's), where the cost per score dominates: without it the
 # fit cannot tell that cost, and the chunked kernel's fp32 map was picked where it ran 2.8x slower; one wide
-# head of 512 latents over 8,192 keys (the vision model's cross-attention, smaller): without it SDPA's bf16
-# training was fitted as cheap as the materialized kernel's there, and picked where it ran 2.5x slower (AMX)
+# head of 512 latents over 4,096 keys (the vision model's cross-attention, smaller): without it SDPA's bf16
+# training was fitted as cheap as the materialized kernel's there, and picked where it ran 1.9x slower (AMX)
 SHAPES = (
     (8, 64, 64, 32, 32),
     (8, 128, 128, 128, 128),
     (8, 128, 128, 32, 160),
     (1, 128, 1024, 256, 256),
     (8, 256, 2048, 32, 160),
-    (1, 512, 8192, 256, 256),
+    (1, 512, 4096, 256, 256),
 )
 # A GPU finishes those in the time of a launch: its shapes have more heads and keys, and one head over many keys
 # (the vision model's cross-attention) that leaves most of its multiprocessors idle in a fused kernel
@@ -118,9 +118,19 @@ def _floor(points: list[tuple[AttentionCall, float]], terms: Terms) -> Terms:
     return terms[0] * scale, terms[1] * scale, terms[2] * scale
 
 
+def _expected_seconds(points: list[tuple[AttentionCall, float]], call: AttentionCall) -> float:
+    """How long one run of ``call`` may take, from the kernel's last measurement scaled up by product GFLOP (0
+    before its first)."""
+    if not points:
+        return 0.0
+    last, seconds = points[-1]
+    return seconds * max(call.product_gflop / last.product_gflop, 1.0)
+
+
 def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> CostTable:
-    """Measure ``device``'s costs (stopping after about ``budget_s``: kernels measured on fewer than all shapes
-    are left out of the table, and the policy then does not consider them)."""
+    """Measure ``device``'s costs within about ``budget_s``: a shape whose runs would end past it, as the kernel's
+    last measurement scaled by product GFLOP predicts, is not measured (a kernel measured on fewer than all shapes
+    is left out of the table, and the policy then does not consider it)."""
     deadline = time.perf_counter() + budget_s
     attention: dict[str, Terms] = {}
     floors: dict[str, Terms] = {}
@@ -143,11 +153,12 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                     ]
                     points = []
                     for call, shape in served:
-                        if time.perf_counter() > deadline:
+                        runs_as = kernel.runs_as(call, multiprocessors)
+                        if time.perf_counter() + (RUNS + 1) * _expected_seconds(points, runs_as) > deadline:
                             break
                         with torch.set_grad_enabled(mode == "train"):
                             step = _attention_step(kernel.name, shape, DTYPES[name], device, mode == "train")
-                            points.append((kernel.runs_as(call, multiprocessors), _seconds(step, device)))
+                            points.append((runs_as, _seconds(step, device)))
                     if len(points) == len(served) >= 3:
                         terms, key = _fit(points), f"{kernel.name}/{name}/{mode}"
                         if _fits(points, terms):

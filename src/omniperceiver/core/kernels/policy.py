@@ -74,7 +74,7 @@ LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this l
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 QUERY_ROWS_PER_BLOCK = 64  # query rows of one head that a fused GPU attention kernel gives one thread block
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
-TABLE_VERSION = 3  # (2: floors; 3: a wide head over 8,192 keys among the shapes)
+TABLE_VERSION = 3  # (2: floors; 3: a wide head over 4,096 keys among the shapes)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 PASSES = ("fwd", "train")
 
