@@ -80,8 +80,7 @@ def test_the_calibration_starts_no_measurement_that_would_end_past_its_budget(mo
     clock = [0.0]
 
     def gflop(shape) -> float:
-        b, o, m, d, dv = shape
-        return 2 * b * o * m * (d + dv) / 1e9
+        return call("fp32", False, *shape).product_gflop
 
     def seconds(shape, device, runs=calibration.RUNS):
         clock[0] += (runs + 1) * gflop(shape)
