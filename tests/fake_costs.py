@@ -1,7 +1,8 @@
 """Cost tables of the two kinds of CPU the compute policy must serve, and one measured on a GPU, for tests (no
 timing inside tests).
 
-Coefficients per "kernel/dtype/pass": (seconds per call, seconds per product GFLOP, seconds per million scores).
+Coefficients per "kernel/dtype/pass": (seconds per call, seconds per product GFLOP, seconds per million scores,
+seconds per million values read again).
 The GEMM rates are the measured ones of the issue: a CPU whose bf16 GEMM runs at half its fp32 rate (no AMX, slow
 avx512_core_bf16 kernels), and one whose bf16 GEMM runs at 895 against 188 GFLOP/s in fp32, where SDPA's bf16
 flash kernel reaches a fraction of it and two plain GEMMs do better.
@@ -15,7 +16,7 @@ def table(kind: str, gemm: dict[str, float], per_gflop: dict[str, float], per_ms
     ``per_mscore[kernel/dtype]`` s per million scores forward; forward+backward 3x that."""
     attention = {}
     for key, seconds_per_gflop in per_gflop.items():
-        terms = (20e-6, seconds_per_gflop, per_mscore[key])
+        terms = (20e-6, seconds_per_gflop, per_mscore[key], 0.0)
         attention[f"{key}/fwd"] = terms
         attention[f"{key}/train"] = tuple(3 * t for t in terms)
     return CostTable(f"cpu:{kind}", "test", gemm, attention)
@@ -79,13 +80,13 @@ H200 = CostTable(
     "2.11.0+cu130",
     {"fp32": 12180, "bf16": 13747},
     {
-        "sdpa/fp32/fwd": (4.475e-05, 1.017e-05, 1.1e-05),
-        "materialized/fp32/fwd": (0.0002336, 2.647e-05, 0),
-        "chunked/fp32/fwd": (0.0002558, 1.422e-05, 1e-05),
-        "materialized/bf16/fwd": (0.0001318, 1.365e-06, 1.167e-06),
-        "chunked/bf16/fwd": (0.0001366, 5.367e-08, 3.072e-06),
-        "chunked/fp32/train": (0.0008091, 5.613e-05, 2.216e-05),
-        "chunked/bf16/train": (0.000932, 6.375e-07, 9.022e-06),
+        "sdpa/fp32/fwd": (4.475e-05, 1.017e-05, 1.1e-05, 0.0),
+        "materialized/fp32/fwd": (0.0002336, 2.647e-05, 0, 0.0),
+        "chunked/fp32/fwd": (0.0002558, 1.422e-05, 1e-05, 0.0),
+        "materialized/bf16/fwd": (0.0001318, 1.365e-06, 1.167e-06, 0.0),
+        "chunked/bf16/fwd": (0.0001366, 5.367e-08, 3.072e-06, 0.0),
+        "chunked/fp32/train": (0.0008091, 5.613e-05, 2.216e-05, 0.0),
+        "chunked/bf16/train": (0.000932, 6.375e-07, 9.022e-06, 0.0),
     },
     multiprocessors=132,
 )
@@ -100,11 +101,11 @@ NO_BF16_UNITS = CostTable(
     "test",
     {"fp32": 120.0, "bf16": 0.9},
     {
-        "sdpa/bf16/fwd": (6.04e-05, 7.76e-03, 3.33e-03),
-        "chunked-fp32/bf16/fwd": (1.32e-04, 5.34e-03, 3.51e-03),
-        "chunked-fp32/bf16/train": (3.66e-04, 2.23e-02, 8.79e-03),
+        "sdpa/bf16/fwd": (6.04e-05, 7.76e-03, 3.33e-03, 0.0),
+        "chunked-fp32/bf16/fwd": (1.32e-04, 5.34e-03, 3.51e-03, 0.0),
+        "chunked-fp32/bf16/train": (3.66e-04, 2.23e-02, 8.79e-03, 0.0),
     },
-    floors={"sdpa/bf16/train": (8.61e-05, 2.06e-01, 0.0)},
+    floors={"sdpa/bf16/train": (8.61e-05, 2.06e-01, 0.0, 0.0)},
 )
 
 

@@ -28,7 +28,7 @@ MASKS = {
 }
 
 
-@pytest.mark.parametrize("block_values", [1 << 22, 2 * 10 * 12, 3 * 12])  # one block; per example; 3 rows
+@pytest.mark.parametrize("block_values", [1 << 22, 2 * 10 * 12, 10 * 12, 3 * 12])  # one; per example; head; 3 rows
 @pytest.mark.parametrize("mask_kind", list(MASKS))
 def test_values_and_gradients_equal_the_materialized_softmax(block_values, mask_kind):
     q, k, v = inputs()
@@ -55,19 +55,25 @@ def test_second_order_gradients_are_exact(single_thread):
 
 
 @pytest.mark.parametrize(
-    ("queries", "keys", "example_blocks", "row_blocks"),
+    ("queries", "keys", "groups", "row_blocks"),
     [
         (256, 256, 1, 1),  # the language model's latents at batch 8: one block of 8 examples x 8 heads
         (256, 2048, 8, 1),  # its encoder cross-attention: one example per block
         (2048, 256, 8, 1),  # its decoder
-        (2048, 4096, 8, 16),  # a larger map: blocks of 128 query rows of one example
+        (1024, 2048, 32, 1),  # a larger map: blocks of 2 heads
+        (2048, 4096, 64, 2),  # one head's map over a block: blocks of 1,024 query rows of one head
     ],
 )
-def test_blocks_hold_at_most_block_values(queries, keys, example_blocks, row_blocks):
+def test_blocks_hold_at_most_block_values(queries, keys, groups, row_blocks):
     q, k = torch.empty(8, 8, queries, 32), torch.empty(8, 8, keys, 32)
-    examples, rows = blocks(q, k, BLOCK_VALUES)
-    assert (len(examples), len(rows)) == (example_blocks, row_blocks)
-    assert (examples[0].stop - examples[0].start) * 8 * (rows[0].stop - rows[0].start) * keys <= BLOCK_VALUES
+    example_heads, rows = blocks(q, k, BLOCK_VALUES)
+    assert (len(example_heads), len(rows)) == (groups, row_blocks)
+    covered = torch.zeros(8, 8, queries, dtype=torch.int)
+    for examples, heads in example_heads:
+        for part in rows:
+            assert covered[examples, heads, part].numel() * keys <= BLOCK_VALUES
+            covered[examples, heads, part] += 1
+    assert (covered == 1).all()
 
 
 def saved_bytes(fn) -> tuple[int, set[int]]:

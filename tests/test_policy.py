@@ -74,9 +74,46 @@ def test_fitted_on_the_calibration_shapes_amx_training_times_pick_two_gemms_for_
     assert choice.name == "materialized", choice.reason
 
 
+FLOW_ENCODER = dict(bh=1, queries=2048, keys=182528, d=322, dv=322)  # optical-flow-perceiver's cross-attention
+
+
+def test_the_chunked_kernel_is_costed_with_k_and_v_read_again_for_each_block_of_query_rows():
+    """One head of 2,048 latents over 182,528 pixels: blocks of 22 query rows, k and v read 94 times. On an AMX
+    CPU in bf16 the chunked kernel took 1.8-2.4 s there and SDPA 0.43-0.55 s, while the map and products alone cost
+    the chunked kernel less than SDPA: with the term read again set to 0 it is picked (the mis-pick that ran the
+    flow model's forward 2.3x slower)."""
+    encoder = call("bf16", **FLOW_ENCODER)
+    as_run = KERNELS["chunked"].runs_as(encoder, 0)
+    assert as_run.reread_mvalues == (94 - 1) * 182528 * (322 + 322) / 1e6
+    assert KERNELS["chunked"].runs_as(call("bf16", **VISION_LATENTS), 0).reread_mvalues == 0  # one block per head
+    assert KERNELS["sdpa"].runs_as(encoder, 0).reread_mvalues == 0
+    costs = {"sdpa/bf16/fwd": (4.2e-5, 7.2e-4, 2.4e-4, 0.0), "chunked/bf16/fwd": (1.1e-4, 4e-4, 4.3e-4, 1.7e-4)}
+    table = CostTable("cpu:amx", "test", {"fp32": 354.0, "bf16": 2155.0}, costs)
+    choice = Policy(table).attention(encoder)
+    assert choice.name == "sdpa" and "vs chunked 2.21e+03" in choice.reason, choice.reason
+    without_rereads = {**costs, "chunked/bf16/fwd": (*costs["chunked/bf16/fwd"][:3], 0.0)}
+    assert Policy(dataclasses.replace(table, attention=without_rereads)).attention(encoder).name == "chunked"
+
+
+def test_the_calibration_measures_the_shapes_that_read_k_and_v_again_with_the_chunked_kernels_only(monkeypatch):
+    measured = []
+
+    def step(kernel, shape, dtype, device, train):
+        measured.append((kernel, shape))
+        return shape
+
+    monkeypatch.setattr(calibration, "_attention_step", step)
+    monkeypatch.setattr(calibration, "_seconds", lambda shape, device, runs=calibration.RUNS: 1e-3)
+    monkeypatch.setattr(calibration, "gemm_gflops", lambda device, dtype: 100.0)
+    calibration.calibrate(torch.device("cpu"), budget_s=1e9)
+    for shape in calibration.REREAD_SHAPES:
+        assert {kernel for kernel, measured_shape in measured if measured_shape == shape} == {"chunked", "chunked-fp32"}
+    assert {kernel for kernel, _ in measured} == set(KERNELS)
+
+
 def test_the_calibration_starts_no_measurement_that_would_end_past_its_budget(monkeypatch):
-    """On a clock that each run advances by 1 s per product GFLOP (the two largest shapes: 1.6 and 2.1 s a run,
-    four runs each), a 5 s budget is overrun by at most the smallest shape's runs, never by a large shape's."""
+    """On a clock that each run advances by 1 s per product GFLOP (the larger shapes: 1.6 to 17 s a run, four runs
+    each), a 5 s budget is overrun by at most the smallest shape's runs, never by a large shape's."""
     clock = [0.0]
 
     def gflop(shape) -> float:
@@ -109,11 +146,11 @@ def test_a_default_kernel_without_a_fit_is_costed_at_its_floor_and_replaced_wher
     without_floors = dataclasses.replace(NO_BF16_UNITS, floors={})
     assert Policy(without_floors).attention(latents).name == "sdpa"
     # a floor serves the default only: the same costs as a floor of chunked-fp32 never pick it
-    swapped = dataclasses.replace(NO_BF16_UNITS, attention={"sdpa/bf16/train": (0.1, 0, 0)},
-                                  floors={"chunked-fp32/bf16/train": (0, 0, 0)})  # fmt: skip
+    swapped = dataclasses.replace(NO_BF16_UNITS, attention={"sdpa/bf16/train": (0.1, 0, 0, 0)},
+                                  floors={"chunked-fp32/bf16/train": (0, 0, 0, 0)})  # fmt: skip
     assert Policy(swapped).attention(latents).name == "sdpa"
     # where the floor is cheaper than the other kernel by less than MARGIN, the default stays
-    cheap_floor = dataclasses.replace(NO_BF16_UNITS, floors={"sdpa/bf16/train": (0.0, 0.0, 0.0)})
+    cheap_floor = dataclasses.replace(NO_BF16_UNITS, floors={"sdpa/bf16/train": (0.0, 0.0, 0.0, 0.0)})
     assert Policy(cheap_floor).attention(latents).name == "sdpa"
 
 
@@ -289,15 +326,25 @@ def test_rank_0_decides_for_every_rank(monkeypatch, tmp_path):
 
 
 def test_the_cost_model_fit_recovers_its_coefficients():
-    truth = (30e-6, 1 / 400, 2e-3)
+    truth = (30e-6, 1 / 400, 2e-3, 0.0)
     calls = [call(bh=b, queries=o, keys=m, d=d, dv=dv) for b, o, m, d, dv in ((8, 64, 64, 32, 32),
              (8, 128, 128, 128, 128), (8, 128, 128, 32, 160), (1, 128, 1024, 256, 256))]  # fmt: skip
-    points = [(c, truth[0] + truth[1] * c.product_gflop + truth[2] * c.mscores) for c in calls]
+    points = [(c, c.seconds(truth)) for c in calls]
     for fitted, want in zip(_fit(points), truth, strict=True):
-        assert math.isclose(fitted, want, rel_tol=1e-6)
+        assert math.isclose(fitted, want, rel_tol=1e-6, abs_tol=1e-12)
     assert _fits(points, _fit(points))
-    no_overhead = [(c, truth[1] * c.product_gflop + truth[2] * c.mscores - 1e-6) for c in calls]
+    # the chunked kernel's calls with maps beyond a block read k and v again: that term is fitted too
+    chunked = KERNELS["chunked"].runs_as
+    rereading = [*calls, *(chunked(call(bh=1, queries=o, keys=m, d=64, dv=64), 0) for o, m in ((4096, 2048),
+                 (512, 65536), (256, 262144)))]  # fmt: skip
+    assert [c.reread_mvalues > 0 for c in rereading] == [False] * 4 + [True] * 3
+    with_rereads = (*truth[:3], 1e-4)
+    points = [(c, c.seconds(with_rereads)) for c in rereading]
+    for fitted, want in zip(_fit(points), with_rereads, strict=True):
+        assert math.isclose(fitted, want, rel_tol=1e-6)
+    no_overhead = [(c, c.seconds(truth) - truth[0] - 1e-6) for c in calls]
     assert min(_fit(no_overhead)) >= 0  # a negative term is dropped, not kept
+    points = [(c, c.seconds(truth)) for c in calls]
     noisy = [(c, seconds * (3 if i == 1 else 1)) for i, (c, seconds) in enumerate(points)]
     assert not _fits(noisy, _fit(noisy))  # one run 3x slower (another process on the cores): no model of this kernel
     floor = CostTable("cpu", "test", {}, {}, floors={"chunked/bf16/fwd": _floor(noisy, _fit(noisy))})

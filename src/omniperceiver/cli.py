@@ -176,10 +176,11 @@ def calibrate(args: argparse.Namespace) -> None:
     print(f"{Policy(table).describe()}\nsaved to {path}")
     entries = [(key, terms, "") for key, terms in table.attention.items()]
     entries += [(key, terms, "  (no fit: a floor, for the default only)") for key, terms in table.floors.items()]
-    for key, (per_call, per_gflop, per_mscore), note in entries:
+    for key, (per_call, per_gflop, per_mscore, per_reread), note in entries:
         rate = f"{1 / per_gflop:.0f} GFLOP/s" if per_gflop else "-"
         costs = f"{1e6 * per_call:8.1f} µs per call, {rate:>14}, {1e3 * per_mscore:.2f} ms per M scores"
-        print(f"  {key:<26} {costs}{note}")
+        reread = f", {1e3 * per_reread:.2f} ms per M values read again" if per_reread else ""
+        print(f"  {key:<26} {costs}{reread}{note}")
 
 
 def convert(args: argparse.Namespace) -> None:

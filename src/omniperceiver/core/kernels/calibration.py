@@ -2,12 +2,12 @@
 
 For fp32 and bf16: the GEMM rate of a (256, 1024) x (1024, 1024) product, and each attention kernel's time on
 :data:`SHAPES` (on a GPU :data:`GPU_SHAPES`; forward, and forward+backward), the least of a few runs; per
-kernel, dtype and pass, the three coefficients of the policy's cost model (per call, per product GFLOP, per
-million scores) are fitted by least squares (kept >= 0); a kernel whose fit misses a measurement by more than
-1.5x is left out of the table's fits (the policy then never picks it) and gets a floor instead: the fit scaled
-to the measurement it overestimated most, which the policy uses only to cost it as the default kernel. The
-shapes span what a Perceiver runs: narrow and wide heads, square latent maps, one head over many keys, so that
-the model interpolates between them.
+kernel, dtype and pass, the four coefficients of the policy's cost model (per call, per product GFLOP, per
+million scores, per million values read again) are fitted by least squares (kept >= 0); a kernel whose fit
+misses a measurement by more than 1.5x is left out of the table's fits (the policy then never picks it) and gets
+a floor instead: the fit scaled to the measurement it overestimated most, which the policy uses only to cost it
+as the default kernel. The shapes span what a Perceiver runs: narrow and wide heads, square latent maps, one
+head over many keys, many queries over few keys, so that the model interpolates between them.
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ import time
 
 import torch
 
-from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, CostTable, device_kind
+from omniperceiver.core.kernels.policy import DTYPES, KERNELS, AttentionCall, CostTable, Terms, device_kind
 
 # (B·H, O, M, d, dv): small latents; latent self-attention; narrow q/k and wide v; one head over many keys; a
 # cross-attention map of 4M scores (the language model's), where the cost per score dominates: without it the
 # fit cannot tell that cost, and the chunked kernel's fp32 map was picked where it ran 2.8x slower; one wide
 # head of 512 latents over 4,096 keys (the vision model's cross-attention, smaller): without it SDPA's bf16
-# training was fitted as cheap as the materialized kernel's there, and picked where it ran 1.9x slower (AMX)
+# training was fitted as cheap as the materialized kernel's there, and picked where it ran 1.9x slower (AMX).
+# The last two hold more scores than a block of the chunked kernel's map: many narrow heads of a large latent
+# array, where SDPA's flash kernel costs a third per score of what the smaller shapes suggest; one head of 16,384
+# queries over 1,024 keys (a decoder), where SDPA's bf16 products run near the GEMM rate. Without them the chunked
+# kernel was picked for every attention of the optical flow model, 2.3x slower than SDPA (AMX).
 SHAPES = (
     (8, 64, 64, 32, 32),
     (8, 128, 128, 128, 128),
@@ -30,7 +34,14 @@ SHAPES = (
     (1, 128, 1024, 256, 256),
     (8, 256, 2048, 32, 160),
     (1, 512, 4096, 256, 256),
+    (16, 1024, 1024, 32, 32),
+    (1, 16384, 1024, 256, 256),
 )
+# Measured only by the kernels that read k and v again on them (the chunked ones, in blocks of 64 query rows): one
+# head over 65,536 keys, whose time tells the cost of reading k and v again (the term is otherwise told only by
+# the decoder's shape, where k and v stay in the caches, and was fitted 30x too dear). SDPA's times on it fit no
+# linear model with the other shapes' (one head of few queries over many keys runs at a third of its rate).
+REREAD_SHAPES = ((1, 256, 65536, 64, 64),)
 # A GPU finishes those in the time of a launch: its shapes have more heads and keys, and one head over many keys
 # (the vision model's cross-attention) that leaves most of its multiprocessors idle in a fused kernel
 GPU_SHAPES = (
@@ -81,25 +92,24 @@ def _attention_step(kernel: str, shape: tuple[int, ...], dtype: torch.dtype, dev
     return step
 
 
-Terms = tuple[float, float, float]  # (seconds per call, per product GFLOP, per million scores)
-
-
 def _fit(points: list[tuple[AttentionCall, float]]) -> Terms:
-    """Least-squares (per call, per product GFLOP, per million scores) >= 0 of the measured seconds, in relative
-    error."""
-    features = torch.tensor([[1.0, c.product_gflop, c.mscores] for c, _ in points], dtype=torch.float64)
+    """Least-squares (per call, per product GFLOP, per million scores, per million values read again) >= 0 of the
+    measured seconds, in relative error; a feature that is 0 in every measurement gets 0."""
+    features = torch.tensor(
+        [[1.0, c.product_gflop, c.mscores, c.reread_mvalues] for c, _ in points], dtype=torch.float64
+    )
     seconds = torch.tensor([[s] for _, s in points], dtype=torch.float64)
     relative = features / seconds  # each measurement's relative error counts alike, whatever its size
-    active = [0, 1, 2]
-    while active:  # drop a negative coefficient and refit without it (nonnegative least squares, three terms)
+    active = [index for index in range(4) if features[:, index].any()]
+    while active:  # drop a negative coefficient and refit without it (nonnegative least squares)
         solution = torch.linalg.lstsq(relative[:, active], torch.ones_like(seconds)).solution.flatten().tolist()
         if min(solution) >= 0:
             break
         active.pop(solution.index(min(solution)))
-    coefficients = [0.0, 0.0, 0.0]
+    coefficients = [0.0, 0.0, 0.0, 0.0]
     for index, value in zip(active, solution, strict=True):
         coefficients[index] = max(value, 0.0)
-    return coefficients[0], coefficients[1], coefficients[2]
+    return coefficients[0], coefficients[1], coefficients[2], coefficients[3]
 
 
 def _measured_over_predicted(points: list[tuple[AttentionCall, float]], terms: Terms) -> list[float]:
@@ -115,7 +125,7 @@ def _fits(points: list[tuple[AttentionCall, float]], terms: Terms) -> bool:
 def _floor(points: list[tuple[AttentionCall, float]], terms: Terms) -> Terms:
     """``terms`` scaled so that they predict no more than any measurement, and exactly the one most overestimated."""
     scale = min(_measured_over_predicted(points, terms))
-    return terms[0] * scale, terms[1] * scale, terms[2] * scale
+    return terms[0] * scale, terms[1] * scale, terms[2] * scale, terms[3] * scale
 
 
 def _expected_seconds(points: list[tuple[AttentionCall, float]], call: AttentionCall) -> float:
@@ -137,7 +147,7 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
     # (on first use it runs inside a model's forward pass: outside its inference mode, autocast and saved-tensor
     # hooks, such as activation checkpointing's)
     keep = torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, lambda tensor: tensor)
-    shapes = SHAPES if device.type == "cpu" else GPU_SHAPES
+    shapes = SHAPES + REREAD_SHAPES if device.type == "cpu" else GPU_SHAPES
     multiprocessors = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 0
     with torch.inference_mode(False), torch.autocast(device.type, enabled=False), keep:
         rates = {name: gemm_gflops(device, DTYPES[name]) for name in dtypes}
@@ -149,7 +159,10 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                         for shape in shapes
                     ]
                     served = [
-                        (call, shape) for call, shape in zip(calls, shapes, strict=True) if not kernel.refuses(call)
+                        (call, shape)
+                        for call, shape in zip(calls, shapes, strict=True)
+                        if not kernel.refuses(call)
+                        and (shape not in REREAD_SHAPES or kernel.runs_as(call, multiprocessors).reread_mvalues)
                     ]
                     points = []
                     for call, shape in served:

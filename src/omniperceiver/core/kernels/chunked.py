@@ -19,8 +19,7 @@ from omniperceiver.core.kernels.materialized import batched_products, for_produc
 
 # Blocks of the map hold at most this many values by default (16 MiB in fp32 on the CPU, whose caches a block
 # should stay near; 256 MiB on a GPU, where a block must give every multiprocessor work: one head of 512 latents
-# over 262,144 keys in 2 blocks instead of 32); backward holds about three at once. A block is several whole
-# examples (B) where one example's map fits, else blocks of one example's query rows (O).
+# over 262,144 keys in 2 blocks instead of 32); backward holds about three at once.
 BLOCK_VALUES = 1 << 22
 GPU_BLOCK_VALUES = 1 << 26
 
@@ -30,16 +29,29 @@ def values_per_block(device_type: str) -> int:
     return BLOCK_VALUES if device_type == "cpu" else GPU_BLOCK_VALUES
 
 
-def blocks(q: Tensor, k: Tensor, block_values: int) -> tuple[list[slice], list[slice]]:
-    """Slices of the B examples and of the O query rows of q (B, H, O, d) that split its map against
-    k (B, H, M, d) into blocks of at most ``block_values`` values."""
+def rows_per_block(queries: int, keys: int, block_values: int) -> int:
+    """Query rows of one head's (O, M) map in a block: all O where the map fits, else as many as fit (at least 1)."""
+    return queries if queries * keys <= block_values else max(1, block_values // keys)
+
+
+def blocks(q: Tensor, k: Tensor, block_values: int) -> tuple[list[tuple[slice, slice]], list[slice]]:
+    """The blocks of the map of q (B, H, O, d) against k (B, H, M, d), of at most ``block_values`` values each:
+    (examples, heads) slices, and the query row slices that split each of them. A block is several whole
+    examples (B) where one example's map fits, else several heads (H) of one example where one head's map fits,
+    else query rows (O) of one head: k and v are read again for each block of rows only where one head's map
+    exceeds a block, which depends on O and M alone (the policy's cost of this kernel, :func:`rows_per_block`)."""
     batch, heads, queries, keys = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
-    per_example = heads * queries * keys
-    examples = max(1, min(batch, block_values // per_example))
-    rows = queries if per_example <= block_values else max(1, block_values // (heads * keys))
-    return [slice(i, i + examples) for i in range(0, batch, examples)], [
-        slice(i, i + rows) for i in range(0, queries, rows)
-    ]
+    per_head = queries * keys
+    if heads * per_head <= block_values:
+        examples = min(batch, block_values // (heads * per_head))
+        groups = [(slice(b, b + examples), slice(0, heads)) for b in range(0, batch, examples)]
+    else:
+        group_heads = max(1, min(heads, block_values // per_head))
+        groups = [
+            (slice(b, b + 1), slice(h, h + group_heads)) for b in range(batch) for h in range(0, heads, group_heads)
+        ]
+    rows = rows_per_block(queries, keys, block_values)
+    return groups, [slice(i, i + rows) for i in range(0, queries, rows)]
 
 
 def _working_dtype(t: Tensor, fp32_units: bool) -> torch.dtype:
@@ -54,16 +66,13 @@ def _operands(fp32_units: bool, *tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(for_products(t.to(work)) for t in tensors)
 
 
-def _mask_block(mask: Tensor | None, examples: slice, rows: slice) -> Tensor | None:
-    if mask is not None and mask.dim() == 4 and mask.shape[0] > 1:
-        mask = mask[examples]
-    if mask is not None and mask.shape[-2] > 1:
-        mask = mask[..., rows, :]
-    return mask
-
-
-def _cat(parts: list[Tensor], dim: int) -> Tensor:
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+def _mask_block(mask: Tensor | None, examples: slice, heads: slice, rows: slice) -> Tensor | None:
+    """The part of ``mask`` (broadcastable to (B, H, O, M)) that a block of the map sees."""
+    if mask is None:
+        return None
+    mask = mask[(None,) * (4 - mask.dim())]
+    parts = (examples, heads, rows)  # (of B, H, O: a dimension of size 1 is broadcast, not sliced)
+    return mask[tuple(part if size > 1 else slice(None) for part, size in zip(parts, mask.shape[:3], strict=True))]
 
 
 def _wide(x: Tensor) -> Tensor:
@@ -90,16 +99,16 @@ def _forward(
 ) -> Tensor:
     dtype = v.dtype
     q, k, v = _operands(fp32_units, q, k, v)
-    example_blocks, row_blocks = blocks(q, k, block_values)
-    out = []
-    for examples in example_blocks:
-        keys, values = k[examples], v[examples]
-        rows_out = []
+    groups, row_blocks = blocks(q, k, block_values)
+    if len(groups) == len(row_blocks) == 1:  # (one block: no copy into the output)
+        return batched_products(_probabilities(q * scale, k, mask), v).to(dtype)
+    out = q.new_empty(*q.shape[:-1], v.shape[-1])
+    for examples, heads in groups:
+        keys, values = k[examples, heads], v[examples, heads]
         for rows in row_blocks:
-            probs = _probabilities(q[examples, :, rows] * scale, keys, _mask_block(mask, examples, rows))
-            rows_out.append(batched_products(probs, values))
-        out.append(_cat(rows_out, dim=-2))
-    return _cat(out, dim=0).to(dtype)
+            probs = _probabilities(q[examples, heads, rows] * scale, keys, _mask_block(mask, examples, heads, rows))
+            out[examples, heads, rows] = batched_products(probs, values)
+    return out.to(dtype)
 
 
 class _ChunkedAttention(torch.autograd.Function):
@@ -119,21 +128,21 @@ class _ChunkedAttention(torch.autograd.Function):
         # are contiguous for their products
         grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         q, k, v, grad_out = _operands(ctx.fp32_units, q, k, v, grad_out)
-        example_blocks, row_blocks = blocks(q, k, ctx.block_values)
-        for examples in example_blocks:
-            keys, values = k[examples], v[examples]
-            example_grad_k, example_grad_v = None, None
+        groups, row_blocks = blocks(q, k, ctx.block_values)
+        for examples, heads in groups:
+            keys, values = k[examples, heads], v[examples, heads]
+            group_grad_k, group_grad_v = None, None
             for rows in row_blocks:
-                q_scaled, grad_rows = q[examples, :, rows] * scale, grad_out[examples, :, rows]
-                probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, rows))
+                q_scaled, grad_rows = q[examples, heads, rows] * scale, grad_out[examples, heads, rows]
+                probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, heads, rows))
                 grad_probs = batched_products(grad_rows, values, transpose_b=True)
                 grad_scores = torch.ops.aten._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-                grad_q[examples, :, rows] = batched_products(grad_scores, keys) * scale
+                grad_q[examples, heads, rows] = batched_products(grad_scores, keys) * scale
                 part_k = batched_products(grad_scores, q_scaled, transpose_a=True)
-                example_grad_k = _accumulate(example_grad_k, part_k)
-                example_grad_v = _accumulate(example_grad_v, batched_products(probs, grad_rows, transpose_a=True))
-            grad_k[examples] = example_grad_k
-            grad_v[examples] = example_grad_v
+                group_grad_k = _accumulate(group_grad_k, part_k)
+                group_grad_v = _accumulate(group_grad_v, batched_products(probs, grad_rows, transpose_a=True))
+            grad_k[examples, heads] = group_grad_k
+            grad_v[examples, heads] = group_grad_v
         return grad_q, grad_k, grad_v, None, None, None, None
 
 

@@ -12,19 +12,20 @@ Decided once per call class, visibly, from a cost table:
   gradients of k and v over blocks of query rows (one head over 50,176 keys at batch 8: 5.0 s against 1.6 s
   materialized, 3.3 s SDPA).
 * the **cost table** (:class:`CostTable`) holds, per device kind and torch version, the measured GEMM rate of
-  each dtype and, per kernel, dtype and pass (forward, forward+backward), three coefficients of a linear model:
-  ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores``, where product GFLOP =
-  2·BH·O·M·(d + dv)/1e9 (the two products) and scores = BH·O·M (softmax and the map's memory traffic). The
-  calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set of shapes; an
-  unseen call class is costed by the same model at its own shape, so it needs no measurement of its own. A
-  kernel is costed at the call it runs in fact (:attr:`Kernel.runs_as`): SDPA pads head channels, and on a GPU
+  each dtype and, per kernel, dtype and pass (forward, forward+backward), four coefficients of a linear model:
+  ``seconds = per_call + per_gflop · product GFLOP + per_mscore · million scores + per_reread · million values
+  read again``, where product GFLOP = 2·BH·O·M·(d + dv)/1e9 (the two products), scores = BH·O·M (softmax and the
+  map's memory traffic), and values read again those of k and v that the chunked kernel reads once more per block
+  of query rows. The calibration (:mod:`~omniperceiver.core.kernels.calibration`) fits them on a small fixed set
+  of shapes; an unseen call class is costed by the same model at its own shape, so it needs no measurement of its
+  own. A kernel is costed at the call it runs in fact (:attr:`Kernel.runs_as`): SDPA pads head channels, on a GPU
   its fused kernels take as long for a few heads as for enough of them to fill the multiprocessors
-  (:meth:`AttentionCall.filling`; the table holds the GPU's count). A kernel
-  replaces the default one only where it is predicted ``MARGIN`` times faster (the model's error is about 10%).
-  A kernel whose measurements the model does not fit (SDPA's bf16 training on a CPU without bf16 units: 2.5x
-  dearer per GFLOP for one head than for eight) is never picked; as the default it keeps a **floor** (the fit
-  scaled down to the measurement it overestimates most: never above a measured time), and another kernel
-  replaces it where predicted ``MARGIN`` times cheaper than that floor.
+  (:meth:`AttentionCall.filling`; the table holds the GPU's count), and the chunked kernel reads k and v again.
+  A kernel replaces the default one only where it is predicted ``MARGIN`` times faster (the model's error is
+  about 10%). A kernel whose measurements the model does not fit (SDPA's bf16 training on a CPU without bf16
+  units: 2.5x dearer per GFLOP for one head than for eight) is never picked; as the default it keeps a
+  **floor** (the fit scaled down to the measurement it overestimates most: never above a measured time), and
+  another kernel replaces it where predicted ``MARGIN`` times cheaper than that floor.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM (without autograd, on a bf16 copy of the
   weights kept until they change: :mod:`~omniperceiver.core.linear`).
@@ -65,16 +66,16 @@ import torch
 from torch import Tensor
 
 from omniperceiver.core.allocator import keep_freed_memory
-from omniperceiver.core.kernels.chunked import chunked_attention, values_per_block
+from omniperceiver.core.kernels.chunked import chunked_attention, rows_per_block, values_per_block
 from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
-LAZY_BUDGET_S = 5.0  # the calibration on first use stops measuring after this long
+LAZY_BUDGET_S = 10.0  # the calibration on first use stops measuring after this long (about 9 s on 2 AMX cores)
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 QUERY_ROWS_PER_BLOCK = 64  # query rows of one head that a fused GPU attention kernel gives one thread block
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
-TABLE_VERSION = 3  # (2: floors; 3: a wide head over 4,096 keys among the shapes)
+TABLE_VERSION = 4  # (2: floors; 3: a wide head over 4,096 keys among the shapes; 4: values reread, more shapes)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "fp64": torch.float64}
 PASSES = ("fwd", "train")
 
@@ -99,6 +100,8 @@ class AttentionCall:
     mask: str  # "none" or "mask"
     dropout: bool
     plain: bool = True  # 4-D, one dtype, no broadcast batch or head dimensions
+    # (as a kernel runs it: million values of k and v it reads again, beyond once; see Kernel.runs_as)
+    reread_mvalues: float = 0.0
 
     @classmethod
     def of(cls, q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float) -> AttentionCall:
@@ -123,7 +126,7 @@ class AttentionCall:
 
     def padded(self) -> AttentionCall:
         """The call that SDPA runs after :func:`~omniperceiver.core.kernels.sdpa.pad_head_channels`."""
-        d, dv = padded_widths(self.device, self.qk_width, self.v_width)
+        d, dv = padded_widths(self.device, self.qk_width, self.v_width, reduced=self.dtype in ("bf16", "fp16"))
         return dataclasses.replace(self, qk_width=d, v_width=dv)
 
     def filling(self, multiprocessors: int) -> AttentionCall:
@@ -140,9 +143,11 @@ class AttentionCall:
     def mscores(self) -> float:
         return self.batch_heads * self.queries * self.keys / 1e6
 
-    def seconds(self, terms: tuple[float, float, float]) -> float:
-        """The cost model's seconds for this call: per call + per product GFLOP + per million scores."""
-        return terms[0] + terms[1] * self.product_gflop + terms[2] * self.mscores
+    def seconds(self, terms: Terms) -> float:
+        """The cost model's seconds for this call: per call + per product GFLOP + per million scores + per
+        million values read again."""
+        features = (1.0, self.product_gflop, self.mscores, self.reread_mvalues)
+        return sum(term * feature for term, feature in zip(terms, features, strict=True))
 
     def shapes(self) -> str:
         """B·H, O, M, the head widths, mask and dropout, e.g. "BH=8 O=512 M=512 d=128 dv=128 mask=none"."""
@@ -153,6 +158,7 @@ class AttentionCall:
         return f"{self.device} {self.dtype} {'train' if self.grad else 'fwd'} {self.shapes()}"
 
 
+Terms = tuple[float, float, float, float]  # seconds per call, product GFLOP, million scores, million values reread
 Run = Callable[..., Tensor]  # (q, k, v, *, mask, dropout, scale) -> (B, H, O, dv)
 
 
@@ -160,7 +166,8 @@ Run = Callable[..., Tensor]  # (q, k, v, *, mask, dropout, scale) -> (B, H, O, d
 class Kernel:
     """An attention kernel the policy can pick, the call classes it cannot serve (``refuses``: why not), and
     the call whose cost it has in fact on a device of so many multiprocessors (``runs_as``: SDPA pads head
-    channels, and its fused GPU kernels take as long for a few heads as for enough to fill the GPU)."""
+    channels, and its fused GPU kernels take as long for a few heads as for enough to fill the GPU; the chunked
+    kernel reads k and v again for each block of query rows)."""
 
     name: str
     run: Run
@@ -170,6 +177,15 @@ class Kernel:
 
 def _sdpa_runs_as(call: AttentionCall, multiprocessors: int) -> AttentionCall:
     return call.padded().filling(multiprocessors)
+
+
+def _chunked_runs_as(call: AttentionCall, multiprocessors: int) -> AttentionCall:
+    """The chunked kernel reads a head's k and v once more for each block of its query rows beyond the first
+    (where one head's map exceeds a block: one head of 2,048 latents over 182,528 pixels, blocks of 22 rows,
+    took 1.8 s where its map and products alone predict 0.36 s, an AMX Xeon in bf16)."""
+    rows = rows_per_block(call.queries, call.keys, values_per_block(call.device))
+    again = call.batch_heads * (math.ceil(call.queries / rows) - 1) * call.keys * (call.qk_width + call.v_width)
+    return dataclasses.replace(call, reread_mvalues=again / 1e6)
 
 
 def _refuses_chunked(call: AttentionCall) -> str | None:
@@ -217,9 +233,11 @@ KERNELS = {
     for kernel in (
         Kernel("sdpa", sdpa, lambda call: None, _sdpa_runs_as),
         Kernel("materialized", materialized, _refuses_materialized),
-        Kernel("chunked", _chunked(False), _refuses_chunked),
+        Kernel("chunked", _chunked(False), _refuses_chunked, _chunked_runs_as),
         Kernel("sdpa-fp32", sdpa_on_fp32_units, _refuses_flash_fp32),
-        Kernel("chunked-fp32", _chunked(True), lambda c: _refuses_fp32_units(c) or _refuses_chunked(c)),
+        Kernel(
+            "chunked-fp32", _chunked(True), lambda c: _refuses_fp32_units(c) or _refuses_chunked(c), _chunked_runs_as
+        ),
     )
 }
 
@@ -246,11 +264,11 @@ class CostTable:
     device_kind: str
     torch_version: str
     gemm_gflops: dict[str, float]  # dtype name -> GFLOP/s of a (256, 1024) x (1024, 1024) product
-    # "kernel/dtype/pass" -> (seconds per call, seconds per product GFLOP, seconds per million scores)
-    attention: dict[str, tuple[float, float, float]]
+    # "kernel/dtype/pass" -> seconds per call, per product GFLOP, per million scores, per million values reread
+    attention: dict[str, Terms]
     multiprocessors: int = 0  # a GPU's (0: a CPU)
     # the same keys, for kernels whose fit missed a measurement: coefficients that never predict above one
-    floors: dict[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
+    floors: dict[str, Terms] = dataclasses.field(default_factory=dict)
 
     def cost(self, kernel: str, call: AttentionCall, *, floor: bool = False) -> float | None:
         """Predicted seconds of ``kernel`` on ``call`` (with ``floor``, at least: its floor where it has no
@@ -273,7 +291,7 @@ class CostTable:
                 raise ValueError(f"{where} must be a finite number >= 0, got {value!r}")
             return float(value)
 
-        def terms(field: str) -> dict[str, tuple[float, float, float]]:
+        def terms(field: str) -> dict[str, Terms]:
             entries = data.get(field, {})
             if not isinstance(entries, dict):
                 raise ValueError(f"{field} must be an object, got {entries!r}")
@@ -283,8 +301,8 @@ class CostTable:
                 dtype, _, mode = rest.partition("/")
                 if kernel not in KERNELS or dtype not in DTYPES or mode not in PASSES:
                     raise ValueError(f"{field}: bad key {key!r}; expected KERNEL/DTYPE/PASS, e.g. 'sdpa/bf16/fwd'")
-                if not isinstance(values, list) or len(values) != 3:
-                    raise ValueError(f"{field}.{key} must be a list of 3 numbers, got {values!r}")
+                if not isinstance(values, list) or len(values) != 4:
+                    raise ValueError(f"{field}.{key} must be a list of 4 numbers, got {values!r}")
                 parsed[key] = tuple(number(v, f"{field}.{key}") for v in values)
             return parsed
 
