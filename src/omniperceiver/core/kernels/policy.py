@@ -71,7 +71,7 @@ from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
-LAZY_BUDGET_S = 10.0  # the calibration on first use stops measuring after this long (about 9 s on 2 AMX cores)
+LAZY_BUDGET_S = 15.0  # the calibration on first use stops measuring after this long (10.7-11.5 s on 2 AMX cores)
 MAX_REMEMBERED = 4096  # call classes whose choice a policy remembers
 QUERY_ROWS_PER_BLOCK = 64  # query rows of one head that a fused GPU attention kernel gives one thread block
 MARGIN = 1.1  # another kernel replaces the default one where it is predicted at least this much faster
