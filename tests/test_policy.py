@@ -362,12 +362,10 @@ def test_the_cost_model_fit_recovers_its_coefficients():
                  (512, 65536), (256, 262144)))]  # fmt: skip
     assert [c.reread_mvalues > 0 for c in rereading] == [False] * 4 + [True] * 3
     with_rereads = (*truth[:3], 1e-4)
-    points = [(c, c.seconds(with_rereads)) for c in rereading]
-    for fitted, want in zip(_fit(points), with_rereads, strict=True):
+    for fitted, want in zip(_fit([(c, c.seconds(with_rereads)) for c in rereading]), with_rereads, strict=True):
         assert math.isclose(fitted, want, rel_tol=1e-6)
     no_overhead = [(c, c.seconds(truth) - truth[0] - 1e-6) for c in calls]
     assert min(_fit(no_overhead)) >= 0  # a negative term is dropped, not kept
-    points = [(c, c.seconds(truth)) for c in calls]
     noisy = [(c, seconds * (3 if i == 1 else 1)) for i, (c, seconds) in enumerate(points)]
     assert not _fits(noisy, _fit(noisy))  # one run 3x slower (another process on the cores): no model of this kernel
     floor = CostTable("cpu", "test", {}, {}, floors={"chunked/bf16/fwd": _floor(noisy, _fit(noisy))})

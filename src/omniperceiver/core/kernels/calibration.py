@@ -187,14 +187,11 @@ def calibrate(device: torch.device, *, budget_s: float = 30.0, dtypes: tuple[str
                         points.append((runs_as, _measure(kernel.name, shape, name, mode == "train", device)))
                     if len(points) == len(served) >= 3:
                         terms, key = _fit(points), f"{kernel.name}/{name}/{mode}"
-                        again = [
-                            (call, min(seconds, _measure(kernel.name, shape, name, mode == "train", device)))
-                            if _misses(call, seconds, terms) and time.perf_counter() + (RUNS + 1) * seconds <= deadline
-                            else (call, seconds)
-                            for (call, seconds), (_, shape) in zip(points, served, strict=True)
-                        ]
-                        if again != points:
-                            points, terms = again, _fit(again)
+                        for index, ((call, seconds), (_, shape)) in enumerate(zip(points, served, strict=True)):
+                            if _misses(call, seconds, terms) and time.perf_counter() + (RUNS + 1) * seconds <= deadline:
+                                again = _measure(kernel.name, shape, name, mode == "train", device)
+                                points[index] = call, min(seconds, again)
+                        terms = _fit(points)
                         if _fits(points, terms):
                             attention[key] = terms
                         else:

@@ -68,7 +68,7 @@ from torch import Tensor
 from omniperceiver.core.allocator import keep_freed_memory
 from omniperceiver.core.kernels.chunked import chunked_attention, rows_per_block, values_per_block
 from omniperceiver.core.kernels.materialized import materialized
-from omniperceiver.core.kernels.sdpa import padded_widths, sdpa, sdpa_on_fp32_units
+from omniperceiver.core.kernels.sdpa import REDUCED, padded_widths, sdpa, sdpa_on_fp32_units
 
 SLOWER_BY = 1.25  # bf16 GEMMs at least this much slower than fp32 ones take the fp32 units
 LAZY_BUDGET_S = 15.0  # the calibration on first use stops measuring after this long (10.7-11.5 s on 2 AMX cores)
@@ -126,7 +126,7 @@ class AttentionCall:
 
     def padded(self) -> AttentionCall:
         """The call that SDPA runs after :func:`~omniperceiver.core.kernels.sdpa.pad_head_channels`."""
-        d, dv = padded_widths(self.device, self.qk_width, self.v_width, reduced=self.dtype in ("bf16", "fp16"))
+        d, dv = padded_widths(self.device, self.qk_width, self.v_width, reduced=DTYPES.get(self.dtype) in REDUCED)
         return dataclasses.replace(self, qk_width=d, v_width=dv)
 
     def filling(self, multiprocessors: int) -> AttentionCall:
