@@ -136,6 +136,56 @@ def test_bf16_heads_are_padded_to_a_multiple_of_32_channels_for_the_cpu_flash_ke
     torch.testing.assert_close(out.float(), expected, atol=2e-2, rtol=2e-2)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sdpa_on_the_cpu_runs_in_groups_of_heads_whose_k_and_v_copies_fit_a_block(monkeypatch, threads):
+    """The CPU flash kernel copies k and v (and padding copies them again): a call over many keys runs in groups
+    of heads whose padded k and v hold at most a block of values (at least one head per thread), with the whole
+    call's values and gradients (masked, bf16), and needs a fraction of the memory above its inputs."""
+    from omniperceiver.core.kernels import sdpa as sdpa_module
+    from omniperceiver.memory import allocated_peak_mb
+
+    spy, calls = torch.nn.functional.scaled_dot_product_attention, []
+    monkeypatch.setattr(
+        sdpa_module.F,
+        "scaled_dot_product_attention",
+        lambda *a, **kw: calls.append(tuple(a[1].shape[:2])) or spy(*a, **kw),
+    )
+
+    def grouped(block_values, run):
+        """run() with blocks of ``block_values`` on ``threads`` threads; the (B, H) of each SDPA call it made."""
+        monkeypatch.setattr(sdpa_module, "values_per_block", lambda device: block_values)
+        calls.clear()
+        saved = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run(), list(calls)
+        finally:
+            torch.set_num_threads(saved)
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(4, 2, n, 40).bfloat16().requires_grad_() for n in (16, 8192, 8192))  # padded to 64
+    mask = torch.rand(4, 1, 1, 8192) > 0.3
+    out, shapes = grouped(3 * 8192 * 128, lambda: sdpa_module.sdpa(q, k, v, mask=mask, dropout=0.0, scale=40**-0.5))
+    assert shapes == [(1, 2)] * 4  # 3 padded heads' k and v fit a block: whole examples of 2 heads
+    wide = [t.detach().float().requires_grad_() for t in (q, k, v)]
+    exact = materialized(*wide, mask=mask)
+    torch.testing.assert_close(out.float(), exact, atol=2e-2, rtol=2e-2)
+    (out.float() * exact.detach()).sum().backward()
+    (exact * exact.detach()).sum().backward()
+    for t, w in zip((q, k, v), wide, strict=True):
+        torch.testing.assert_close(t.grad.float(), w.grad, atol=5e-2, rtol=5e-2)
+
+    def peak():
+        with torch.no_grad():
+            return allocated_peak_mb(lambda: sdpa_module.sdpa(q, k, v, mask=None, dropout=0.0, scale=1.0))
+
+    small, shapes = grouped(1, peak)
+    assert set(shapes) == {(1, threads)}  # not one head fits: a head a thread
+    whole, shapes = grouped(1 << 30, peak)
+    assert shapes == [(4, 2)]
+    assert small < whole * threads / 4, (small, whole)  # the copies of 8 heads at once -> of `threads` heads
+
+
 def test_bf16_flash_runs_on_the_fp32_units_and_keeps_bf16_for_backward():
     """Where bf16 matmuls are the slower, unmasked bf16 attention runs the flash kernel in fp32: its output is
     fp32 attention over the bf16 values, rounded to bf16; q, k, v and the output are kept in bf16."""

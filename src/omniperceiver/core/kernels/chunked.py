@@ -34,23 +34,27 @@ def rows_per_block(queries: int, keys: int, block_values: int) -> int:
     return queries if queries * keys <= block_values else max(1, block_values // keys)
 
 
+def head_groups(batch: int, heads: int, per_head: int, budget: int, at_least: int = 1) -> list[tuple[slice, slice]]:
+    """(examples, heads) slices that cover B x H once, each of as many heads as ``budget`` values hold at
+    ``per_head`` values a head (at least ``at_least`` heads, and one): several whole examples where one
+    example's heads fit, else several heads of one example."""
+    fit = max(budget // per_head, at_least, 1)
+    if fit >= heads:
+        examples = min(batch, fit // heads)
+        return [(slice(b, b + examples), slice(0, heads)) for b in range(0, batch, examples)]
+    return [(slice(b, b + 1), slice(h, h + fit)) for b in range(batch) for h in range(0, heads, fit)]
+
+
 def blocks(q: Tensor, k: Tensor, block_values: int) -> tuple[list[tuple[slice, slice]], list[slice]]:
     """The blocks of the map of q (B, H, O, d) against k (B, H, M, d), of at most ``block_values`` values each:
-    (examples, heads) slices, and the query row slices that split each of them. A block is several whole
-    examples (B) where one example's map fits, else several heads (H) of one example where one head's map fits,
-    else query rows (O) of one head: k and v are read again for each block of rows only where one head's map
-    exceeds a block, which depends on O and M alone (the policy's cost of this kernel, :func:`rows_per_block`)."""
+    (examples, heads) slices (:func:`head_groups`), and the query row slices that split each of them. A block is
+    several whole examples (B) where one example's map fits, else several heads (H) of one example where one
+    head's map fits, else query rows (O) of one head: k and v are read again for each block of rows only where
+    one head's map exceeds a block, which depends on O and M alone (the policy's cost of this kernel,
+    :func:`rows_per_block`)."""
     batch, heads, queries, keys = q.shape[0], q.shape[1], q.shape[2], k.shape[2]
-    per_head = queries * keys
-    if heads * per_head <= block_values:
-        examples = min(batch, block_values // (heads * per_head))
-        groups = [(slice(b, b + examples), slice(0, heads)) for b in range(0, batch, examples)]
-    else:
-        group_heads = max(1, min(heads, block_values // per_head))
-        groups = [
-            (slice(b, b + 1), slice(h, h + group_heads)) for b in range(batch) for h in range(0, heads, group_heads)
-        ]
     rows = rows_per_block(queries, keys, block_values)
+    groups = head_groups(batch, heads, queries * keys, block_values)
     return groups, [slice(i, i + rows) for i in range(0, queries, rows)]
 
 
@@ -66,7 +70,7 @@ def _operands(fp32_units: bool, *tensors: Tensor) -> tuple[Tensor, ...]:
     return tuple(for_products(t.to(work)) for t in tensors)
 
 
-def _mask_block(mask: Tensor | None, examples: slice, heads: slice, rows: slice) -> Tensor | None:
+def mask_block(mask: Tensor | None, examples: slice, heads: slice, rows: slice) -> Tensor | None:
     """The part of ``mask`` (broadcastable to (B, H, O, M)) that a block of the map sees."""
     if mask is None:
         return None
@@ -106,7 +110,7 @@ def _forward(
     for examples, heads in groups:
         keys, values = k[examples, heads], v[examples, heads]
         for rows in row_blocks:
-            probs = _probabilities(q[examples, heads, rows] * scale, keys, _mask_block(mask, examples, heads, rows))
+            probs = _probabilities(q[examples, heads, rows] * scale, keys, mask_block(mask, examples, heads, rows))
             out[examples, heads, rows] = batched_products(probs, values)
     return out.to(dtype)
 
@@ -134,7 +138,7 @@ class _ChunkedAttention(torch.autograd.Function):
             group_grad_k, group_grad_v = None, None
             for rows in row_blocks:
                 q_scaled, grad_rows = q[examples, heads, rows] * scale, grad_out[examples, heads, rows]
-                probs = _probabilities(q_scaled, keys, _mask_block(mask, examples, heads, rows))
+                probs = _probabilities(q_scaled, keys, mask_block(mask, examples, heads, rows))
                 grad_probs = batched_products(grad_rows, values, transpose_b=True)
                 grad_scores = torch.ops.aten._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
                 grad_q[examples, heads, rows] = batched_products(grad_scores, keys) * scale
