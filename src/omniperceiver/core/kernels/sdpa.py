@@ -55,7 +55,7 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float
     chunked kernel's values, or one head per thread (the kernel's work is split over heads and query blocks), so
     that the copies stay near that size (the vision model's cross-attention at batch 8 in bf16 on 2 AMX cores:
     888 MB above its inputs in one call, 225 MB in groups of 2 examples, 0.57 s either way)."""
-    if q.device.type != "cpu":
+    if q.device.type != "cpu" or torch.compiler.is_compiling():  # (a compiled graph plans its own memory)
         return _padded_sdpa(q, k, v, mask=mask, dropout=dropout, scale=scale)
     batch, heads, keys = k.shape[0], k.shape[1], k.shape[2]
     d, dv = padded_widths("cpu", q.shape[-1], v.shape[-1], reduced=q.dtype in REDUCED)
