@@ -140,7 +140,8 @@ def test_bf16_heads_are_padded_to_a_multiple_of_32_channels_for_the_cpu_flash_ke
 def test_sdpa_on_the_cpu_runs_in_groups_of_heads_whose_k_and_v_copies_fit_a_block(monkeypatch, threads):
     """The CPU flash kernel copies k and v (and padding copies them again): a call over many keys runs in groups
     of heads whose padded k and v hold at most a block of values (at least one head per thread), with the whole
-    call's values and gradients (masked, bf16), and needs a fraction of the memory above its inputs."""
+    call's values and gradients (masked, bf16), and needs a fraction of the memory above its inputs (masked: unmasked
+    calls without autograd run over blocks of keys instead)."""
     from omniperceiver.core.kernels import sdpa as sdpa_module
     from omniperceiver.memory import allocated_peak_mb
 
@@ -177,13 +178,52 @@ def test_sdpa_on_the_cpu_runs_in_groups_of_heads_whose_k_and_v_copies_fit_a_bloc
 
     def peak():
         with torch.no_grad():
-            return allocated_peak_mb(lambda: sdpa_module.sdpa(q, k, v, mask=None, dropout=0.0, scale=1.0))
+            return allocated_peak_mb(lambda: sdpa_module.sdpa(q, k, v, mask=mask, dropout=0.0, scale=1.0))
 
     small, shapes = grouped(1, peak)
     assert set(shapes) == {(1, threads)}  # not one head fits: a head a thread
     whole, shapes = grouped(1 << 30, peak)
     assert shapes == [(4, 2)]
     assert small < whole * threads / 4, (small, whole)  # the copies of 8 heads at once -> of `threads` heads
+
+
+def test_sdpa_without_autograd_runs_one_head_over_many_keys_in_blocks_of_keys(monkeypatch):
+    """One head over many keys (batch 1: no heads to split into groups) runs, without autograd, over blocks of
+    keys whose padded k and v hold at most a block of values, merged by their log-sum-exp: the whole call's
+    values (bf16 and fp32, under autocast as F.scaled_dot_product_attention), a fraction of the memory."""
+    from omniperceiver.core.kernels import sdpa as sdpa_module
+    from omniperceiver.memory import allocated_peak_mb
+
+    pad, blocks = sdpa_module.pad_head_channels, []  # (once per call of a kernel: the keys it gets)
+    monkeypatch.setattr(sdpa_module, "pad_head_channels", lambda q, k, v: blocks.append(k.shape[2]) or pad(q, k, v))
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 1, 64, 40), torch.randn(1, 1, 20_000, 40), torch.randn(1, 1, 20_000, 40)
+    monkeypatch.setattr(sdpa_module, "values_per_block", lambda device: 4096 * 128)  # bf16: padded to 64 channels
+    for dtype in (torch.bfloat16, torch.float32):
+        blocks.clear()
+        qd, kd, vd = (t.to(dtype) for t in (q, k, v))
+        with torch.no_grad():
+            out = sdpa_module.sdpa(qd, kd, vd, mask=None, dropout=0.0, scale=40**-0.5)
+        assert out.dtype == dtype and out.shape == (1, 1, 64, 40)
+        assert blocks == ([4096] * 4 + [3616] if dtype == torch.bfloat16 else [6553] * 3 + [341])
+        exact = materialized(*(t.float() for t in (qd, kd, vd)))
+        tolerance = 2e-2 if dtype == torch.bfloat16 else 1e-5
+        torch.testing.assert_close(out.float(), exact, atol=tolerance, rtol=tolerance)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = sdpa_module.sdpa(q, k, v, mask=None, dropout=0.0, scale=40**-0.5)
+    assert out.dtype == torch.bfloat16 and blocks[-1] == 3616
+    torch.testing.assert_close(out.float(), materialized(q, k, v), atol=2e-2, rtol=2e-2)
+
+    def peak():  # (bf16: padding copies k and v)
+        q16, k16, v16 = (t.bfloat16() for t in (q, k, v))
+        with torch.no_grad():
+            return allocated_peak_mb(lambda: sdpa_module.sdpa(q16, k16, v16, mask=None, dropout=0.0, scale=1.0))
+
+    in_blocks = peak()
+    monkeypatch.setattr(sdpa_module, "values_per_block", lambda device: 1 << 30)
+    blocks.clear()
+    whole = peak()
+    assert blocks == [20_000] and in_blocks < whole / 2, (in_blocks, whole)
 
 
 def test_bf16_flash_runs_on_the_fp32_units_and_keeps_bf16_for_backward():

@@ -3,6 +3,8 @@ a fused kernel needs them, and its CPU flash kernel on the fp32 units."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -54,23 +56,61 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float
     heads (:func:`~omniperceiver.core.kernels.chunked.head_groups`) whose k and v hold at most a block of the
     chunked kernel's values, or one head per thread (the kernel's work is split over heads and query blocks), so
     that the copies stay near that size (the vision model's cross-attention at batch 8 in bf16 on 2 AMX cores:
-    888 MB above its inputs in one call, 225 MB in groups of 2 examples, 0.57 s either way)."""
+    888 MB above its inputs in one call, 225 MB in groups of 2 examples, 0.57 s either way). A group whose k and v
+    still exceed a block (one head over many keys) runs, without autograd, unmasked and without dropout, over
+    blocks of its keys (:func:`_over_key_blocks`)."""
     if q.device.type != "cpu" or torch.compiler.is_compiling():  # (a compiled graph plans its own memory)
         return _padded_sdpa(q, k, v, mask=mask, dropout=dropout, scale=scale)
     batch, heads, keys = k.shape[0], k.shape[1], k.shape[2]
-    d, dv = padded_widths("cpu", q.shape[-1], v.shape[-1], reduced=q.dtype in REDUCED)
-    groups = head_groups(batch, heads, keys * (d + dv), values_per_block("cpu"), torch.get_num_threads())
+    d, dv = padded_widths("cpu", q.shape[-1], v.shape[-1], reduced=_run_dtype(q) in REDUCED)
+    budget = values_per_block("cpu")
+    groups = head_groups(batch, heads, keys * (d + dv), budget, torch.get_num_threads())
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+
+    def run(examples: slice, group: slice) -> Tensor:
+        qg, kg, vg = q[examples, group], k[examples, group], v[examples, group]
+        keys_per_block = budget // (math.prod(kg.shape[:2]) * (d + dv))
+        if keys_per_block < keys and mask is None and not dropout and not needs_grad:
+            return _over_key_blocks(qg, kg, vg, scale=scale, keys_per_block=max(keys_per_block, 1))
+        part_mask = mask_block(mask, examples, group, slice(None))
+        return _padded_sdpa(qg, kg, vg, mask=part_mask, dropout=dropout, scale=scale)
+
     if len(groups) == 1:
-        return _padded_sdpa(q, k, v, mask=mask, dropout=dropout, scale=scale)
+        return run(*groups[0])
     out = None
     for examples, group in groups:
-        part = _padded_sdpa(
-            q[examples, group], k[examples, group], v[examples, group],
-            mask=mask_block(mask, examples, group, slice(None)), dropout=dropout, scale=scale,
-        )  # fmt: skip
+        part = run(examples, group)
         out = part.new_empty(*q.shape[:-1], part.shape[-1]) if out is None else out
         out[examples, group] = part
     return out
+
+
+def _over_key_blocks(q: Tensor, k: Tensor, v: Tensor, *, scale: float, keys_per_block: int) -> Tensor:
+    """Unmasked SDPA without autograd of q (B, H, O, d) over blocks of ``keys_per_block`` keys of k (B, H, M, d)
+    and v (B, H, M, dv), each block's output weighed by its share of the log-sum-exp of all scores: the flash
+    kernel's copies are a block's (the vision model's cross-attention at batch 1, one head over 50,176 pixels)."""
+    q, k, v = (t.to(_run_dtype(t)) for t in (q, k, v))
+    head_channels = v.shape[-1]
+    out = lse = None
+    for start in range(0, k.shape[2], keys_per_block):
+        keys = slice(start, start + keys_per_block)
+        padded = pad_head_channels(q, k[:, :, keys], v[:, :, keys])
+        part, part_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(*padded, scale=scale)
+        part = part[..., :head_channels].float()
+        if out is None:
+            out, lse = part, part_lse
+            continue
+        total = torch.logaddexp(lse, part_lse)
+        out = out * torch.exp(lse - total)[..., None] + part * torch.exp(part_lse - total)[..., None]
+        lse = total
+    return out.to(q.dtype)
+
+
+def _run_dtype(t: Tensor) -> torch.dtype:
+    """The dtype that F.scaled_dot_product_attention runs ``t`` in on the CPU: autocast's, for all but fp64."""
+    if torch.is_autocast_enabled("cpu") and t.dtype != torch.float64:
+        return torch.get_autocast_dtype("cpu")
+    return t.dtype
 
 
 def _padded_sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
