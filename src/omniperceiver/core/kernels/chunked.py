@@ -29,6 +29,11 @@ def values_per_block(device_type: str) -> int:
     return BLOCK_VALUES if device_type == "cpu" else GPU_BLOCK_VALUES
 
 
+def needs_autograd(*tensors: Tensor) -> bool:
+    """Whether a kernel's call on ``tensors`` is recorded for backward."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def rows_per_block(queries: int, keys: int, block_values: int) -> int:
     """Query rows of one head's (O, M) map in a block: all O where the map fits, else as many as fit (at least 1)."""
     return queries if queries * keys <= block_values else max(1, block_values // keys)
@@ -171,6 +176,6 @@ def chunked_attention(
     """
     block_values = block_values or values_per_block(q.device.type)
     with torch.autocast(q.device.type, enabled=False):
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        if needs_autograd(q, k, v):
             return _ChunkedAttention.apply(q, k, v, mask, scale, fp32_units, block_values)
         return _forward(q, k, v, mask, scale, fp32_units, block_values)

@@ -66,7 +66,7 @@ import torch
 from torch import Tensor
 
 from omniperceiver.core.allocator import keep_freed_memory
-from omniperceiver.core.kernels.chunked import chunked_attention, rows_per_block, values_per_block
+from omniperceiver.core.kernels.chunked import chunked_attention, needs_autograd, rows_per_block, values_per_block
 from omniperceiver.core.kernels.materialized import materialized
 from omniperceiver.core.kernels.sdpa import REDUCED, padded_widths, sdpa, sdpa_on_fp32_units
 
@@ -109,7 +109,7 @@ class AttentionCall:
         return cls(
             device=q.device.type,
             dtype=names.get(q.dtype, str(q.dtype)) if q.dtype == k.dtype == v.dtype else "mixed",
-            grad=torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)),
+            grad=needs_autograd(q, k, v),
             batch_heads=math.prod(q.shape[:-2]),
             queries=q.shape[-2],
             keys=k.shape[-2],

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from omniperceiver.core.kernels.chunked import head_groups, mask_block, values_per_block
+from omniperceiver.core.kernels.chunked import head_groups, mask_block, needs_autograd, values_per_block
 from omniperceiver.core.kernels.fp32_units import FlashOnFp32Units
 
 # bf16 and fp16 head widths on the CPU are padded to a multiple of this: the flash kernel's reduced-precision
@@ -42,11 +42,12 @@ def pad_head_channels(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, 
     the caller (who keeps the 1/sqrt(d) scale of the unpadded width).
     """
     d, dv = padded_widths(q.device.type, q.shape[-1], v.shape[-1], reduced=q.dtype in REDUCED)
-    if d > q.shape[-1]:
-        q, k = F.pad(q, (0, d - q.shape[-1])), F.pad(k, (0, d - k.shape[-1]))
-    if dv > v.shape[-1]:
-        v = F.pad(v, (0, dv - v.shape[-1]))
-    return q, k, v
+    return _pad_to(q, d), _pad_to(k, d), _pad_to(v, dv)
+
+
+def _pad_to(t: Tensor, width: int) -> Tensor:
+    """``t`` (..., C) with zero channels up to ``width`` (itself where it has them)."""
+    return F.pad(t, (0, width - t.shape[-1])) if width > t.shape[-1] else t
 
 
 def sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float, scale: float) -> Tensor:
@@ -65,12 +66,12 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None, dropout: float
     d, dv = padded_widths("cpu", q.shape[-1], v.shape[-1], reduced=_run_dtype(q) in REDUCED)
     budget = values_per_block("cpu")
     groups = head_groups(batch, heads, keys * (d + dv), budget, torch.get_num_threads())
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    grad = needs_autograd(q, k, v)
 
     def run(examples: slice, group: slice) -> Tensor:
         qg, kg, vg = q[examples, group], k[examples, group], v[examples, group]
         keys_per_block = budget // (math.prod(kg.shape[:2]) * (d + dv))
-        if keys_per_block < keys and mask is None and not dropout and not needs_grad:
+        if keys_per_block < keys and mask is None and not dropout and not grad:
             return _over_key_blocks(qg, kg, vg, scale=scale, keys_per_block=max(keys_per_block, 1))
         part_mask = mask_block(mask, examples, group, slice(None))
         return _padded_sdpa(qg, kg, vg, mask=part_mask, dropout=dropout, scale=scale)
@@ -91,10 +92,11 @@ def _over_key_blocks(q: Tensor, k: Tensor, v: Tensor, *, scale: float, keys_per_
     kernel's copies are a block's (the vision model's cross-attention at batch 1, one head over 50,176 pixels)."""
     q, k, v = (t.to(_run_dtype(t)) for t in (q, k, v))
     head_channels = v.shape[-1]
+    q = _pad_to(q, padded_widths("cpu", q.shape[-1], head_channels, reduced=q.dtype in REDUCED)[0])  # (once)
     out = lse = None
     for start in range(0, k.shape[2], keys_per_block):
         keys = slice(start, start + keys_per_block)
-        padded = pad_head_channels(q, k[:, :, keys], v[:, :, keys])
+        padded = pad_head_channels(q, k[:, :, keys], v[:, :, keys])  # (q as it is: padded already)
         part, part_lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(*padded, scale=scale)
         part = part[..., :head_channels].float()
         if out is None:
