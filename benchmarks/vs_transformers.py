@@ -139,8 +139,8 @@ class Row:
         return cls(mode, int(batch), dtype)
 
 
-def rows_of(name: str) -> list[Row]:
-    return [Row(mode, batch, dtype) for mode, batch in MODELS[name].rows for dtype in DTYPES]
+def rows_of(name: str, dtypes: tuple[str, ...] = DTYPES) -> list[Row]:
+    return [Row(mode, batch, dtype) for mode, batch in MODELS[name].rows for dtype in dtypes]
 
 
 def example(name: str, hf: dict, batch: int, device: torch.device, *, tiny: bool = False) -> tuple[tuple, dict]:
@@ -271,28 +271,30 @@ def worker(args: argparse.Namespace, device: torch.device) -> list[dict]:
 
 
 def cpu_flags() -> str:
-    """The CPU's bf16 and AMX flags (what decides its bf16 GEMM rate), from /proc/cpuinfo."""
+    """The CPU's vector, bf16 and AMX flags (what decides its bf16 GEMM rate), from /proc/cpuinfo."""
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
         return "?"
-    wanted = [f for f in flags.split(":")[1].split() if f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")]
+    named = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    wanted = [f for f in flags.split(":")[1].split() if f in named]
     return " ".join(wanted) + ("" if "amx_bf16" in wanted else " (no AMX)")
 
 
-def matmul_peak(device: torch.device, repeats: int, budget_s: float) -> dict:
-    """The matmul peaks (a size³ product), the (256, 1024) x (1024, 1024) GEMM rates that name the machine kind,
-    and the compute policy that serves this device (its first use here calibrates it if nothing is cached)."""
+def matmul_peak(device: torch.device, repeats: int, budget_s: float, dtypes: tuple[str, ...]) -> dict:
+    """The matmul peaks (a size³ product) in ``dtypes``, the (256, 1024) x (1024, 1024) GEMM rates that name the
+    machine kind, and the compute policy that serves this device (its first use here calibrates it if nothing is
+    cached)."""
     from omniperceiver.core.kernels.calibration import gemm_gflops
     from omniperceiver.core.kernels.policy import active_policy
 
     size = 8192 if device.type == "cuda" else 2048
     result = {"implementation": "matmul", "size": size, "policy": active_policy(device).describe()}
-    dtypes = (("fp32", torch.float32), ("bf16", torch.bfloat16))
-    result["gemm_256"] = {name: gemm_gflops(device, dtype) for name, dtype in dtypes}
+    torch_dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    result["gemm_256"] = {name: gemm_gflops(device, dtype) for name, dtype in torch_dtypes.items()}
     result["cpu_flags"] = cpu_flags() if device.type == "cpu" else torch.cuda.get_device_name(device)
-    for dtype, torch_dtype in dtypes:
-        a, b = (torch.randn(size, size, device=device, dtype=torch_dtype) for _ in range(2))
+    for dtype in dtypes:
+        a, b = (torch.randn(size, size, device=device, dtype=torch_dtypes[dtype]) for _ in range(2))
         timing = measure(synchronized(lambda a=a, b=b: a @ b, device), device, repeats=repeats, budget_s=budget_s)
         result[dtype] = 2 * size**3 / timing["time_s"] / 1e9
         result["contended"] = result.get("contended", False) or timing["contended"]
@@ -343,8 +345,9 @@ def peak_text(peak: dict) -> str:
         return peak["skipped"]
     mark = "†" if peak["contended"] else ""
     gemm = peak["gemm_256"]
+    peaks = ", ".join(f"{dtype} {peak[dtype]:.0f}" for dtype in DTYPES if dtype in peak)
     return (
-        f"fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s ({peak['size']}³ matmuls){mark}; "
+        f"{peaks} GFLOP/s ({peak['size']}³ matmuls){mark}; "
         f"(256, 1024) x (1024, 1024): fp32 {gemm['fp32']:.0f}, bf16 {gemm['bf16']:.0f} GFLOP/s; {peak['cpu_flags']}"
         f"\ncompute policy: {peak['policy']}"
     )
@@ -486,14 +489,14 @@ def report(results: list[dict], flops: dict, peak: dict, accuracies: list[dict])
 
 
 def measure_model(
-    name: str, directory: Path, common: list[str], grouped: bool, mode: str | None
+    name: str, directory: Path, common: list[str], grouped: bool, mode: str | None, dtypes: tuple[str, ...]
 ) -> tuple[list[dict], list[dict]]:
-    """Every row of model ``name`` (saved in ``directory``/name) in ``mode`` (None: all), each implementation
-    and row in its own worker (``grouped``: one worker per implementation), and the accuracy of the forward
-    rows."""
+    """Every row of model ``name`` (saved in ``directory``/name) in ``mode`` (None: all) and ``dtypes``, each
+    implementation and row in its own worker (``grouped``: one worker per implementation), and the accuracy of the
+    forward rows (where both dtypes are measured)."""
     outputs = directory / f"{name}-outputs"
     outputs.mkdir()
-    rows, results = [row for row in rows_of(name) if mode in (None, row.mode)], []
+    rows, results = [row for row in rows_of(name, dtypes) if mode in (None, row.mode)], []
     for group in [rows] if grouped else [[row] for row in rows]:
         for implementation in IMPLEMENTATIONS:
             todo = [row for row in group if implementation != "ours-checkpointed" or row.mode == "train"]
@@ -522,6 +525,11 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=sorted(MODELS), help="measure only this model")
     parser.add_argument("--mode", choices=("fwd", "train"), help="measure only forward or only training rows")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="only this dtype's rows (fp32 where bf16 GEMMs are emulated: the reference's bf16 rows take hours)",
+    )
     parser.add_argument("--quick", action="store_true", help="small models, 1 thread: tests the script in seconds")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median; 2 at least)")
     parser.add_argument("--json", type=Path, help="also save the raw results to this file")
@@ -533,13 +541,15 @@ def main() -> None:
         parser.add_argument(hidden, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = torch.device(args.device)
+    dtypes = (args.dtype,) if args.dtype else DTYPES
     threads = 1 if args.quick else len(os.sched_getaffinity(0))
     if args.worker:
         torch.set_num_threads(threads)
         if args.worker == "prepare":
             done = [prepare(args.model.split(","), args.quick, args.dir)]
         elif args.worker == "matmul":
-            done = [matmul_peak(device, args.repeats, QUICK_BUDGET_S if args.quick else MATMUL_BUDGET_S)]
+            budget_s = QUICK_BUDGET_S if args.quick else MATMUL_BUDGET_S
+            done = [matmul_peak(device, args.repeats, budget_s, dtypes)]
         else:
             done = worker(args, device)
         print(json.dumps(done))
@@ -547,6 +557,7 @@ def main() -> None:
 
     names = [args.only] if args.only else list(MODELS)
     common = ["--repeats", str(args.repeats), "--device", args.device] + (["--quick"] if args.quick else [])
+    common += ["--dtype", args.dtype] if args.dtype else []
     results, accuracies = [], []
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -559,7 +570,7 @@ def main() -> None:
         for name in names if "skipped" not in prepared else []:
             # (on CUDA a worker per implementation: the allocator's peak is reset before each row's first run)
             grouped = args.quick or device.type == "cuda"
-            done, accurate = measure_model(name, Path(tmp), common, grouped, args.mode)
+            done, accurate = measure_model(name, Path(tmp), common, grouped, args.mode, dtypes)
             results += done
             accuracies += accurate
     if args.json:
