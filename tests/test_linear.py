@@ -98,3 +98,49 @@ def test_without_autograd_on_the_bf16_units_the_weights_are_cast_once_until_they
     assert trained.requires_grad and ours._bf16 is None
     trained.float().sum().backward()
     assert ours.weight.grad is not None
+
+
+class BF16Products(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the 2-D products (a Linear layer's mm / addmm) that run on bf16 operands."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if func in (torch.ops.aten.mm.default, torch.ops.aten.addmm.default) and any(
+            t.dtype == torch.bfloat16 for t in tensors
+        ):
+            self.seen.append([tuple(t.shape) for t in tensors])
+        return func(*args, **(kwargs or {}))
+
+
+def test_every_linear_layer_of_the_models_runs_on_the_units_the_policy_picks():
+    """Where bf16 GEMMs are the slower, no product of a model's Linear layers runs in bf16 under autocast, in
+    training or not: output layers, projections and heads are the policy's Linear too (a plain nn.Linear ran the
+    Perceiver AR's logits at an AVX2 CPU's emulated 1 GFLOP/s)."""
+    import omniperceiver as op
+    from omniperceiver import zoo
+    from omniperceiver.adapters.points import PointCloudInputConfig
+    from omniperceiver.core import ARConfig
+
+    torch.manual_seed(0)
+    array = op.ArrayInputConfig(index_shape=(4, 3), in_channels=2, position=None, project_channels=6)
+    ar = ARConfig(channels=32, num_latents=8, num_heads=4, num_self_attention_layers=2)
+    cases = [
+        (op.PerceiverARConfig(vocab_size=40, max_seq_len=32, ar=ar).build(), (torch.randint(0, 40, (2, 16)),)),
+        (zoo.create("language-perceiver", reduced=True), (torch.randint(6, 262, (2, 32)),)),
+        (array.build(), (torch.randn(2, 4, 3, 2),)),
+        (PointCloudInputConfig(num_bands=2, feature_channels=3, project_features=4).build(), (torch.randn(2, 5, 6),)),
+    ]
+    for model, inputs in cases:
+        with use_policy(Policy(SLOW_BF16)), torch.autocast("cpu", dtype=torch.bfloat16), BF16Products() as products:
+            out = model(*inputs)
+            out = out[0] if isinstance(out, tuple) else out
+            out.float().sum().backward()
+        assert products.seen == [], (type(model).__name__, products.seen)
+    for name in zoo.PUBLISHED:
+        model = zoo.create(name, reduced=True)
+        plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
+        assert plain == [], (name, plain)

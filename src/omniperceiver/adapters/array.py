@@ -6,11 +6,12 @@ import dataclasses
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import require, require_optional_positive, require_positive
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import PositionConfig
 
 
@@ -30,7 +31,7 @@ class ArrayInputAdapter(InputAdapter):
         self.config = config
         self.position = config.position.build(config.index_shape) if config.position is not None else None
         self.projection = (
-            nn.Linear(config.in_channels, config.project_channels) if config.project_channels is not None else None
+            Linear(config.in_channels, config.project_channels) if config.project_channels is not None else None
         )
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

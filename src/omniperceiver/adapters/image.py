@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from omniperceiver.adapters.array import ArrayBackedInputAdapter, ArrayBackedInputConfig, ArrayInputConfig
 from omniperceiver.core.config import Config, require, require_optional_positive, require_positive
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import PositionConfig
 
 
@@ -117,7 +118,7 @@ class PatchStem(nn.Module):
         super().__init__()
         self.patch_size = config.patch_size
         patch_channels = config.patch_size**2 * in_channels
-        self.projection = nn.Linear(patch_channels, config.channels) if config.channels else nn.Identity()
+        self.projection = Linear(patch_channels, config.channels) if config.channels else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.projection(space_to_depth(x, (self.patch_size, self.patch_size)))

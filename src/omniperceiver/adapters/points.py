@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from omniperceiver.core.adapter import InputAdapter, InputAdapterConfig
 from omniperceiver.core.attention import check_mask
 from omniperceiver.core.config import require, require_optional_positive, require_positive
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import fourier_features
 
 JACOBI_SWEEPS = 8  # sweeps of rotations: a 3 x 3 float32 matrix converges in 4-5
@@ -64,7 +65,7 @@ class PointCloudInputAdapter(InputAdapter):
         super().__init__()
         self.config = config
         self.projection = (
-            nn.Linear(config.feature_channels, config.project_features) if config.project_features is not None else None
+            Linear(config.feature_channels, config.project_features) if config.project_features is not None else None
         )
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from omniperceiver.core.blocks import CrossAttentionBlock
 from omniperceiver.core.config import Config, check_heads, require_optional_positive, require_positive
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import check_indices
 from omniperceiver.core.queries import QueryConfig
 
@@ -65,7 +66,7 @@ class PerceiverDecoder(nn.Module):
             dropout=c.dropout,
         )
         self.projection = (
-            nn.Identity() if c.output_channels is None else nn.Linear(self.queries.num_channels, c.output_channels)
+            nn.Identity() if c.output_channels is None else Linear(self.queries.num_channels, c.output_channels)
         )
 
     def forward(

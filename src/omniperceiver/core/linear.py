@@ -1,4 +1,6 @@
-"""nn.Linear whose products under CPU bf16 autocast run on the units that the compute policy picks.
+"""nn.Linear whose products under CPU bf16 autocast run on the units that the compute policy picks (and
+:func:`linear` for a product with a weight that no such layer holds). Every Linear product of the models goes
+through one of them: elsewhere bf16 autocast would run it on the bf16 units whatever the policy says.
 
 Where a CPU's bf16 GEMM is the slower (no AMX), the policy (:mod:`omniperceiver.core.kernels.policy`) puts the
 products of bf16 autocast on the fp32 units (:class:`~omniperceiver.core.kernels.fp32_units.LinearOnFp32Units`:
@@ -18,20 +20,23 @@ from omniperceiver.core.kernels.fp32_units import LinearOnFp32Units
 from omniperceiver.core.kernels.policy import active_policy
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear of x (B, ..., in) by weight (out, in): under CPU bf16 autocast, on the units the policy picks (a
+    product with a weight that no :class:`Linear` holds, such as tied token logits)."""
+    if _under_cpu_bf16_autocast(x) and _on_fp32_units(x):
+        return LinearOnFp32Units.apply(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
 class Linear(nn.Linear):
     """nn.Linear (B, ..., in) -> (B, ..., out); under CPU bf16 autocast, on the units the policy picks."""
 
     _bf16: tuple[tuple[int, ...], Tensor, Tensor | None] | None = None  # (what it was cast from, weight, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if (
-            x.device.type != "cpu"
-            or not torch.is_autocast_enabled("cpu")
-            or torch.get_autocast_dtype("cpu") != torch.bfloat16
-            or torch.compiler.is_compiling()
-        ):
+        if not _under_cpu_bf16_autocast(x):
             return super().forward(x)
-        if active_policy(x.device).linear(x.device).name == "fp32":
+        if _on_fp32_units(x):
             return LinearOnFp32Units.apply(x, self.weight, self.bias)
         if torch.is_grad_enabled():
             self._bf16 = None  # (training: the weights change every step)
@@ -48,3 +53,16 @@ class Linear(nn.Linear):
                 bias = None if self.bias is None else self.bias.detach().to(torch.bfloat16)
             self._bf16 = source, weight, bias
         return self._bf16[1], self._bf16[2]
+
+
+def _under_cpu_bf16_autocast(x: Tensor) -> bool:
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _on_fp32_units(x: Tensor) -> bool:
+    return active_policy(x.device).linear(x.device).name == "fp32"

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from omniperceiver.core.config import Config, require, require_positive
+from omniperceiver.core.linear import Linear
 
 Device = torch.device | str | None
 
@@ -257,7 +258,7 @@ class ProjectedPositionEncoding(PositionEncoding):
     def __init__(self, config: ProjectedPositionConfig, index_shape: Sequence[int]) -> None:
         super().__init__(config, index_shape)
         self.encoding = config.position.build(index_shape)
-        self.projection = nn.Linear(self.encoding.num_channels, config.channels)
+        self.projection = Linear(self.encoding.num_channels, config.channels)
 
     def forward(
         self, index_shape: Sequence[int] | None = None, indices: Tensor | None = None, *, device: Device = None

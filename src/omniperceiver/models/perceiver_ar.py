@@ -11,6 +11,7 @@ from omniperceiver.core.ar import ARCache, ARConfig, sequence_positions
 from omniperceiver.core.attention import check_mask, force_kernel
 from omniperceiver.core.config import Config, require, require_positive
 from omniperceiver.core.kernels import KERNELS
+from omniperceiver.core.linear import Linear
 from omniperceiver.models.pretrained import PretrainedModel
 
 
@@ -94,7 +95,7 @@ class PerceiverAR(PretrainedModel):
         if self.position is not None:
             nn.init.normal_(self.position.weight, std=0.02)
         self.core = c.ar.build()
-        self.output = nn.Linear(channels, c.vocab_size, bias=not c.tied_output)
+        self.output = Linear(channels, c.vocab_size, bias=not c.tied_output)
         if c.tied_output:
             self.output.weight = self.embedding.weight  # one parameter, saved once
         force_kernel(self, config.attention_kernel)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from omniperceiver.adapters.multimodal import ModalityPadding, check_modality_names
 from omniperceiver.core.adapter import InputAdapter, OutputAdapter, OutputAdapterConfig
 from omniperceiver.core.config import Config, require_positive
+from omniperceiver.core.linear import Linear
 from omniperceiver.core.position import check_indices
 from omniperceiver.core.queries import LearnedQueryConfig, PositionQueryConfig, QueryConfig, QueryProvider
 
@@ -136,7 +137,7 @@ class MultimodalOutput(OutputAdapter):
     def __init__(self, config: MultimodalOutputConfig) -> None:
         super().__init__()
         self.config = config
-        self.heads = nn.ModuleDict({m.name: nn.Linear(config.in_channels, m.channels) for m in config.modalities})
+        self.heads = nn.ModuleDict({m.name: Linear(config.in_channels, m.channels) for m in config.modalities})
 
     def forward(self, outputs: Tensor, indices: Tensor | dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """``indices``: flat (O,), or per modality as :meth:`MultimodalQueries.flat_indices` lays them out

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from omniperceiver.adapters.text import TextInputAdapter
 from omniperceiver.core.adapter import InputAdapter, OutputAdapter, OutputAdapterConfig
+from omniperceiver.core.linear import linear
 
 
 class TiedTokenOutput(OutputAdapter):
@@ -24,7 +25,7 @@ class TiedTokenOutput(OutputAdapter):
             raise ValueError(
                 f"token output expects (B, O, C={self.embedding.embedding_dim}), got {tuple(outputs.shape)}"
             )
-        return outputs @ self.embedding.weight.T + self.bias
+        return linear(outputs, self.embedding.weight, self.bias)
 
 
 @dataclasses.dataclass(frozen=True)
