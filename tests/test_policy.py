@@ -161,13 +161,30 @@ def test_a_kernel_replaces_the_default_only_where_the_table_holds_the_defaults_c
     assert choice == policy_module.Choice("sdpa", "the default (not in the table)")
 
 
+def test_an_uncosted_bf16_call_runs_on_the_fp32_units_where_the_linear_layers_do():
+    """A table without the bf16 kernels' costs (a CPU without bf16 units, whose calibration did not reach them
+    within its budget) keeps the default kernel, on the fp32 units where the GEMM rates put Linear layers there:
+    its bf16 products would run at the emulated bf16 GEMM's 1 GFLOP/s."""
+    fp32_only = {key: terms for key, terms in NO_BF16_UNITS.attention.items() if "/fp32/" in key}
+    table = dataclasses.replace(NO_BF16_UNITS, attention=fp32_only, floors={})
+    narrow = dict(bh=8, queries=256, keys=256, d=32, dv=160)  # the language model's latent attention
+    for grad in (False, True):
+        assert Policy(table).attention(call("bf16", grad, **narrow)) == policy_module.Choice(
+            "chunked-fp32", "chunked (the default, not in the table) on the fp32 units"
+        )
+        assert Policy(table).attention(call("bf16", grad, **VISION_LATENTS)).name == "sdpa-fp32"
+        assert Policy(table).attention(call("fp32", grad, **narrow)).name == "chunked"
+    fast = dataclasses.replace(table, gemm_gflops=FAST_BF16.gemm_gflops)  # (bf16 GEMMs the faster: as before)
+    assert Policy(fast).attention(call("bf16", **narrow)).name == "chunked"
+
+
 def test_a_default_kernel_without_a_fit_is_costed_at_its_floor_and_replaced_where_another_is_cheaper():
     """On the AVX2 CPU, SDPA's bf16 training (no fit, a floor) gives way to the fp32-units kernel (5x faster)."""
     latents = call("bf16", True, **VISION_LATENTS)
     choice = Policy(NO_BF16_UNITS).attention(latents)
     assert choice.name == "chunked-fp32" and choice.reason.endswith("(vs sdpa at least 221)"), choice.reason
-    without_floors = dataclasses.replace(NO_BF16_UNITS, floors={})
-    assert Policy(without_floors).attention(latents).name == "sdpa"
+    without_floors = dataclasses.replace(NO_BF16_UNITS, floors={})  # (SDPA uncosted: its fp32-units kernel)
+    assert Policy(without_floors).attention(latents).name == "sdpa-fp32"
     # a floor serves the default only: the same costs as a floor of chunked-fp32 never pick it
     swapped = dataclasses.replace(NO_BF16_UNITS, attention={"sdpa/bf16/train": (0.1, 0, 0, 0)},
                                   floors={"chunked-fp32/bf16/train": (0, 0, 0, 0)})  # fmt: skip

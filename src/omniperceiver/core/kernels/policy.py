@@ -28,7 +28,8 @@ Decided once per call class, visibly, from a cost table:
   another kernel replaces it where predicted ``MARGIN`` times cheaper than that floor.
 * **Linear layers** under bf16 autocast on the CPU run on the fp32 units where the table's bf16 GEMM rate is
   below the fp32 rate divided by ``SLOWER_BY``; else autocast's bf16 GEMM (without autograd, on a bf16 copy of the
-  weights kept until they change: :mod:`~omniperceiver.core.linear`).
+  weights kept until they change: :mod:`~omniperceiver.core.linear`). There a bf16 attention call that the table
+  does not cost runs the default kernel's fp32-units variant (``chunked-fp32``, ``sdpa-fp32``), not its bf16 one.
 * **without a table** (calibration off, or none could be made) the documented default: materialized attention
   only where the probabilities are asked for, the chunked kernel on the CPU for q/k and v heads of different
   widths where it serves (no dropout; with autograd, at most a block per head), SDPA for everything else;
@@ -402,11 +403,24 @@ class Policy:
 
             others = ", ".join(f"{name} {ms(name)}" for name in sorted(costs) if name != best)
             reason = f"cheapest by the cost table: {ms(best)} ms" + (f" (vs {others})" if others else "")
+        elif self.table is not None and (on_fp32_units := self._on_fp32_units(call, default)) is not None:
+            best, reason = on_fp32_units, f"{default} (the default, not in the table) on the fp32 units"
         else:
             best, reason = default, "the default (" + ("no cost table)" if self.table is None else "not in the table)")
         if forced is not None:
             reason += f"; the override {forced!r} cannot serve it: {KERNELS[forced].refuses(call)}"
         return Choice(best, reason)
+
+    def _on_fp32_units(self, call: AttentionCall, default: str) -> str | None:
+        """The fp32-units kernel that serves an uncosted bf16 CPU ``call`` instead of ``default``, where the table's
+        GEMM rates put Linear layers on the fp32 units (the bf16 kernels' products would run at the bf16 GEMM's
+        rate: 1 GFLOP/s on a CPU without bf16 units, whose calibration may not reach them within its budget)."""
+        if call.device != "cpu" or call.dtype != "bf16" or self.linear(torch.device("cpu")).name != "fp32":
+            return None
+        for name in (f"{default}-fp32", "chunked-fp32", "sdpa-fp32"):
+            if name in KERNELS and KERNELS[name].refuses(call) is None:
+                return name
+        return None
 
     def linear(self, device: torch.device) -> Choice:
         """Which units serve the products of Linear layers under bf16 autocast on ``device``: "bf16" (autocast's
